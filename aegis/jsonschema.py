@@ -1,0 +1,64 @@
+"""Validation of JSONB columns against JSON Schemas kept in the code.
+
+Each JSONB field names its schema by dotted path, so migrations record a short string and
+the schema itself stays in one place (the owning app's `json_schemas.py`).
+"""
+
+from functools import lru_cache
+
+from django.core.exceptions import ValidationError
+from django.utils.deconstruct import deconstructible
+from django.utils.module_loading import import_string
+from jsonschema import Draft202012Validator, FormatChecker
+from jsonschema.exceptions import SchemaError
+
+
+@lru_cache(maxsize=None)
+def _compiled(schema_path: str) -> Draft202012Validator:
+    schema = import_string(schema_path)
+    Draft202012Validator.check_schema(schema)
+    return Draft202012Validator(schema, format_checker=FormatChecker())
+
+
+def schema_errors(validator: Draft202012Validator, value) -> list[str]:
+    """Every violation as '<json path>: <rule broken>', sorted by where it occurs."""
+    messages = []
+    for error in sorted(validator.iter_errors(value), key=lambda e: list(map(str, e.absolute_path))):
+        location = "/".join(str(part) for part in error.absolute_path) or "(root)"
+        messages.append(f"{location}: {error.message} (rule: {error.validator})")
+    return messages
+
+
+def validate_against(schema: dict, value) -> None:
+    """Validate `value` against an ad-hoc schema (e.g. a skill's own settings schema)."""
+    errors = schema_errors(Draft202012Validator(schema, format_checker=FormatChecker()), value)
+    if errors:
+        raise ValidationError(errors, code="json_schema")
+
+
+@deconstructible
+class JSONSchemaValidator:
+    """Django validator: `JSONField(validators=[JSONSchemaValidator("apps.x.json_schemas.NAME")])`."""
+
+    def __init__(self, schema_path: str):
+        self.schema_path = schema_path
+
+    def __call__(self, value) -> None:
+        errors = schema_errors(_compiled(self.schema_path), value)
+        if errors:
+            raise ValidationError(errors, code="json_schema")
+
+    def __eq__(self, other):
+        return isinstance(other, JSONSchemaValidator) and other.schema_path == self.schema_path
+
+
+def validate_is_json_schema(value) -> None:
+    """The value must itself be a valid JSON Schema describing an object (a skill's settings)."""
+    try:
+        Draft202012Validator.check_schema(value)
+    except SchemaError as exc:
+        raise ValidationError(f"not a valid JSON Schema: {exc.message}", code="json_schema") from exc
+    if not isinstance(value, dict) or value.get("type", "object") != "object":
+        raise ValidationError(
+            "a skill's configuration schema must describe an object (type: object)", code="json_schema"
+        )
