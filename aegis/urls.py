@@ -1,11 +1,47 @@
 from django.urls import include, path
+from django.views import defaults
+from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerView
 
+from aegis.api.errors import ErrorCode, json_error_response
+from aegis.api.middleware import is_api_request
 from apps.monitoring.views import healthz, readyz
 
 from .admin import admin_site
 
+api_v1 = [
+    path("", include("apps.accounts.urls")),
+]
+
 urlpatterns = [
     path("admin/", admin_site.urls),
+    path("api/v1/", include(api_v1)),
+    path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
+    path("api/docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
+    path("api/redoc/", SpectacularRedocView.as_view(url_name="api-schema"), name="api-redoc"),
     path("healthz", healthz, name="healthz"),
     path("readyz", readyz, name="readyz"),
 ]
+
+
+def handler404(request, exception):
+    if is_api_request(request):
+        return json_error_response(request, 404, ErrorCode.NOT_FOUND, "No such endpoint.")
+    return defaults.page_not_found(request, exception)
+
+
+def handler500(request):
+    if is_api_request(request):
+        return json_error_response(request, 500, ErrorCode.INTERNAL_ERROR, "Server Error (500)")
+    return defaults.server_error(request)
+
+
+def handler400(request, exception):
+    if is_api_request(request):
+        return json_error_response(request, 400, ErrorCode.MALFORMED_REQUEST, "Bad request.")
+    return defaults.bad_request(request, exception)
+
+
+def handler403(request, exception):
+    if is_api_request(request):
+        return json_error_response(request, 403, ErrorCode.PERMISSION_DENIED, "Forbidden.")
+    return defaults.permission_denied(request, exception)

@@ -1,0 +1,137 @@
+"""Who is calling, and for which tenant. The tenant is the one bound to the credential (the
+access token's `tid` claim or the API key's tenant), never a host name or header; the
+database schema is switched to it here, for the rest of the request.
+
+`request.user` is the User (or, for an API key, an `ApiKeyActor`); `request.auth` is an
+`AuthContext` the permission layer and the views read.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import timedelta
+
+from django.db import connection
+from django.utils import timezone
+from rest_framework import exceptions
+from rest_framework.authentication import BaseAuthentication, get_authorization_header
+from rest_framework_api_key.crypto import KeyGenerator
+from rest_framework_simplejwt.exceptions import TokenError
+from rest_framework_simplejwt.tokens import AccessToken
+
+from aegis.api.exceptions import ApiError, ErrorCode
+from apps.accounts.models import ApiKey, TeamMember, User
+from apps.tenants.models import Tenant
+
+API_KEY_GENERATOR = KeyGenerator(prefix_length=8, secret_key_length=32)
+LAST_USED_RESOLUTION = timedelta(minutes=1)  # last_used_at is written at most this often
+
+
+@dataclass(frozen=True)
+class AuthContext:
+    role: str  # a Role value, or "api_key"
+    tenant: Tenant | None
+    actor: User | ApiKey  # who the audit trail names
+    scopes: frozenset[str] = field(default_factory=frozenset)
+    mfa_verified: bool = False
+
+    @property
+    def is_api_key(self) -> bool:
+        return isinstance(self.actor, ApiKey)
+
+
+@dataclass(frozen=True)
+class ApiKeyActor:
+    """Stands in for request.user when an API key calls."""
+
+    api_key: ApiKey
+    is_authenticated: bool = True
+    is_active: bool = True
+
+    @property
+    def pk(self):
+        return self.api_key.pk
+
+
+def bind_tenant(tenant: Tenant | None) -> None:
+    """Refuse a tenant that may not be served, then switch to its schema when it has one."""
+    if tenant is None:
+        connection.set_schema_to_public()
+        return
+    if tenant.status == Tenant.Status.SUSPENDED:
+        raise ApiError(403, ErrorCode.TENANT_SUSPENDED, "This tenant is suspended; contact support.",
+                       {"reason": tenant.status_reason})
+    if tenant.status == Tenant.Status.DECOMMISSIONED:
+        raise ApiError(403, ErrorCode.TENANT_DECOMMISSIONED, "This tenant has been decommissioned.")
+    if tenant.status == Tenant.Status.ACTIVE:
+        connection.set_tenant(tenant)
+    else:  # provisioning or failed: no schema to switch to yet (see AccessPolicy)
+        connection.set_schema_to_public()
+
+
+def issue_access_token(user: User, *, mfa_verified: bool) -> AccessToken:
+    token = AccessToken.for_user(user)
+    token["role"] = user.role
+    token["tid"] = str(user.tenant_id) if user.tenant_id else None
+    token["mfa"] = mfa_verified
+    return token
+
+
+class AccessTokenAuthentication(BaseAuthentication):
+    """`Authorization: Bearer <access JWT>` (simplejwt)."""
+
+    keyword = b"bearer"
+
+    def authenticate_header(self, request) -> str:
+        return 'Bearer realm="api"'
+
+    def authenticate(self, request):
+        parts = get_authorization_header(request).split()
+        if not parts or parts[0].lower() != self.keyword:
+            return None
+        if len(parts) != 2:
+            raise exceptions.AuthenticationFailed("Malformed Authorization header.", code="token_invalid")
+        try:
+            token = AccessToken(parts[1].decode())
+        except (TokenError, UnicodeDecodeError) as exc:
+            raise exceptions.AuthenticationFailed("The access token is invalid or expired.",
+                                                  code="token_invalid") from exc
+        user = (User.objects.select_related("tenant", "membership")
+                .filter(pk=token.get("sub"), is_active=True).first())
+        if user is None or user.role != token.get("role") or str(user.tenant_id or "") != str(token.get("tid") or ""):
+            # Deactivated, or role/tenant changed since the token was issued: make them sign in again.
+            raise exceptions.AuthenticationFailed("The access token no longer matches the account.",
+                                                  code="token_invalid")
+        membership = getattr(user, "membership", None) if user.tenant_id else None
+        if membership is not None and membership.status == TeamMember.Status.SUSPENDED:
+            raise ApiError(403, ErrorCode.PERMISSION_DENIED, "Your membership of this tenant is suspended.")
+        bind_tenant(user.tenant)
+        context = AuthContext(role=user.role, tenant=user.tenant, actor=user, mfa_verified=bool(token.get("mfa")))
+        return user, context
+
+
+class ApiKeyAuthentication(BaseAuthentication):
+    """`Authorization: Api-Key <prefix>.<secret>`: acts as the key's tenant, limited to its scopes."""
+
+    keyword = b"api-key"
+
+    def authenticate(self, request):
+        parts = get_authorization_header(request).split()
+        if not parts or parts[0].lower() != self.keyword:
+            return None
+        if len(parts) != 2:
+            raise exceptions.AuthenticationFailed("Malformed Authorization header.", code="token_invalid")
+        raw_key = parts[1].decode(errors="replace")
+        prefix, _, _secret = raw_key.partition(".")
+        key = ApiKey.objects.select_related("tenant").filter(prefix=prefix).first()
+        now = timezone.now()
+        if (key is None or not API_KEY_GENERATOR.verify(raw_key, key.hashed_key) or key.revoked_at is not None
+                or (key.expires_at is not None and key.expires_at <= now)):
+            raise exceptions.AuthenticationFailed("The API key is invalid, revoked or expired.",
+                                                  code="authentication_failed")
+        bind_tenant(key.tenant)
+        if key.last_used_at is None or key.last_used_at < now - LAST_USED_RESOLUTION:
+            ApiKey.objects.filter(pk=key.pk).update(last_used_at=now)
+        context = AuthContext(role="api_key", tenant=key.tenant, actor=key, scopes=frozenset(key.scopes))
+        return ApiKeyActor(key), context
+

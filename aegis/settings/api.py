@@ -1,0 +1,81 @@
+"""REST API settings: DRF, JWT, OpenAPI, error shape. Imported at the end of base.py."""
+
+from datetime import timedelta
+
+from .base import env
+
+API_MAX_BODY_BYTES = env.int("API_MAX_BODY_BYTES", default=1_048_576)  # 413 above this
+DATA_UPLOAD_MAX_MEMORY_SIZE = API_MAX_BODY_BYTES
+
+REST_FRAMEWORK = {
+    "DEFAULT_RENDERER_CLASSES": ["djangorestframework_camel_case.render.CamelCaseJSONRenderer"],
+    "DEFAULT_PARSER_CLASSES": ["djangorestframework_camel_case.parser.CamelCaseJSONParser"],
+    "DEFAULT_AUTHENTICATION_CLASSES": [
+        "aegis.api.authentication.AccessTokenAuthentication",
+        "aegis.api.authentication.ApiKeyAuthentication",
+    ],
+    "DEFAULT_PERMISSION_CLASSES": ["aegis.api.permissions.AccessPolicy"],
+    "DEFAULT_PAGINATION_CLASS": "aegis.api.pagination.PagePagination",
+    "DEFAULT_FILTER_BACKENDS": [],
+    "DEFAULT_THROTTLE_CLASSES": ["aegis.api.throttling.PrincipalRateThrottle"],
+    "DEFAULT_THROTTLE_RATES": {
+        "principal": env("API_RATE_LIMIT", default="1200/min"),
+        "login_ip": env("LOGIN_RATE_LIMIT_IP", default="30/min"),
+        "login_account": env("LOGIN_RATE_LIMIT_ACCOUNT", default="10/min"),
+    },
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "EXCEPTION_HANDLER": "drf_standardized_errors.handler.exception_handler",
+    "UNAUTHENTICATED_USER": None,
+    "NUM_PROXIES": env.int("NUM_PROXIES", default=0),
+    "DATETIME_FORMAT": "%Y-%m-%dT%H:%M:%S.%fZ",
+}
+
+# JSON kept verbatim on the wire (skill settings and their schemas are user-defined keys).
+JSON_UNDERSCOREIZE = {"ignore_fields": ("configuration", "config", "capabilities", "preferences", "payload")}
+JSON_CAMEL_CASE = {"ignore_fields": JSON_UNDERSCOREIZE["ignore_fields"]}
+
+DRF_STANDARDIZED_ERRORS = {
+    "EXCEPTION_HANDLER_CLASS": "aegis.api.errors.ApiExceptionHandler",
+    "EXCEPTION_FORMATTER_CLASS": "aegis.api.errors.ApiErrorFormatter",
+    "ENABLE_IN_DEBUG_FOR_UNHANDLED_EXCEPTIONS": True,
+}
+
+ACCESS_TOKEN_LIFETIME = timedelta(minutes=env.int("ACCESS_TOKEN_MINUTES", default=10))
+REFRESH_TOKEN_LIFETIME = timedelta(days=env.int("REFRESH_TOKEN_DAYS", default=14))
+SIMPLE_JWT = {
+    "ACCESS_TOKEN_LIFETIME": ACCESS_TOKEN_LIFETIME,
+    "REFRESH_TOKEN_LIFETIME": REFRESH_TOKEN_LIFETIME,
+    "ALGORITHM": "HS256",
+    "USER_ID_FIELD": "id",
+    "USER_ID_CLAIM": "sub",
+    "AUTH_HEADER_TYPES": ("Bearer",),
+    "UPDATE_LAST_LOGIN": False,
+}
+MFA_TOKEN_LIFETIME = timedelta(minutes=5)
+LOGIN_LOCKOUT_THRESHOLD = env.int("LOGIN_LOCKOUT_THRESHOLD", default=5)
+LOGIN_LOCKOUT_PERIOD = timedelta(minutes=env.int("LOGIN_LOCKOUT_MINUTES", default=15))
+INVITE_LIFETIME = timedelta(days=env.int("INVITE_DAYS", default=7))
+PASSWORD_RESET_TIMEOUT = 60 * 60  # seconds; Django's reset tokens expire after this
+
+SPECTACULAR_SETTINGS = {
+    "TITLE": "Aegis API",
+    "DESCRIPTION": "Control plane for per-tenant OpenClaw agent runtimes. See docs/api-contract.md.",
+    "VERSION": "1.0.0",
+    "SERVE_INCLUDE_SCHEMA": False,
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
+    "COMPONENT_SPLIT_REQUEST": True,
+    "SCHEMA_PATH_PREFIX": r"/api/v1",
+    "ENUM_NAME_OVERRIDES": {},
+    "POSTPROCESSING_HOOKS": [
+        "drf_spectacular.hooks.postprocess_schema_enums",
+        "drf_spectacular.contrib.djangorestframework_camel_case.camelize_serializer_fields",
+    ],
+    "APPEND_COMPONENTS": {
+        "securitySchemes": {
+            "ApiKeyAuth": {"type": "apiKey", "in": "header", "name": "Authorization",
+                           "description": "`Api-Key <prefix>.<secret>`"},
+        }
+    },
+}
