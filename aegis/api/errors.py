@@ -21,6 +21,7 @@ from rest_framework import exceptions, status
 from rest_framework.settings import api_settings
 
 from aegis.api.exceptions import ApiError, ErrorCode
+from aegis.domain import DomainError
 
 # DRF's built-in exception codes -> ours.
 _DRF_CODES = {
@@ -44,6 +45,10 @@ def _camel(path: str | None) -> str:
     return camelize_re.sub(underscore_to_camel, path)
 
 
+def _camel_keys(details: dict) -> dict:
+    return {_camel(key): value for key, value in details.items()}
+
+
 def error_body(code: str, message: str, details: dict | None, request_id: str) -> dict:
     return {"error": {"code": code, "message": message, "details": details or {}, "requestId": request_id}}
 
@@ -61,6 +66,8 @@ class ApiExceptionHandler(ExceptionHandler):
             if hasattr(exc, "error_dict"):
                 return exceptions.ValidationError(exc.message_dict)
             return exceptions.ValidationError({api_settings.NON_FIELD_ERRORS_KEY: exc.messages})
+        if isinstance(exc, DomainError):
+            return ApiError(exc.status, exc.code, exc.message, _camel_keys(exc.details))
         if isinstance(exc, IntegrityError):
             # A constraint the services did not pre-check (e.g. a race on a unique name).
             return ApiError(status.HTTP_409_CONFLICT, ErrorCode.CONFLICT,

@@ -79,3 +79,14 @@ SPECTACULAR_SETTINGS = {
         }
     },
 }
+
+# Layer-0 defaults of every agent (apps/agents/resolver.py): tenants and roles override them.
+PLATFORM_AGENT_DEFAULTS = {"model_tier": "balanced", "thinking_mode": "medium", "tools_profile": "messaging"}
+PLATFORM_MODEL_DEFAULTS = {
+    "tiers": {
+        "fast": env("MODEL_TIER_FAST", default="anthropic/claude-haiku-4-5"),
+        "balanced": env("MODEL_TIER_BALANCED", default="anthropic/claude-sonnet-4-5"),
+        "powerful": env("MODEL_TIER_POWERFUL", default="anthropic/claude-opus-4-1"),
+    },
+    "fallbacks": env.list("MODEL_FALLBACKS", default=["openai/gpt-5-mini"]),
+}

@@ -72,8 +72,9 @@ class Agent(BaseModel):
         "skills.AgentRole", to_field="key", db_column="role_key", on_delete=models.DO_NOTHING, related_name="+"
     )
     status = models.CharField(max_length=10, choices=Status.choices, default=Status.DRAFT)
-    model_tier = models.CharField(max_length=10, choices=ModelTier.choices, default="balanced")
-    thinking_mode = models.CharField(max_length=10, choices=ThinkingMode.choices, default="medium")
+    # None inherits from the role, the tenant or the platform (apps/agents/resolver.py).
+    model_tier = models.CharField(max_length=10, choices=ModelTier.choices, null=True, blank=True)
+    thinking_mode = models.CharField(max_length=10, choices=ThinkingMode.choices, null=True, blank=True)
     assisted_user = models.JSONField(
         default=dict, blank=True, validators=[JSONSchemaValidator("apps.agents.json_schemas.ASSISTED_USER")]
     )
@@ -94,8 +95,8 @@ class Agent(BaseModel):
             models.UniqueConstraint(Lower("name"), name="agents_agent_name_ci_unique"),
             models.CheckConstraint(condition=models.Q(key__regex=AGENT_KEY_PATTERN), name="agents_agent_key_pattern"),
             enum_check("status", AgentStatus, table="agents_agent"),
-            enum_check("model_tier", ModelTier, table="agents_agent"),
-            enum_check("thinking_mode", ThinkingMode, table="agents_agent"),
+            enum_check("model_tier", ModelTier, table="agents_agent", nullable=True),
+            enum_check("thinking_mode", ThinkingMode, table="agents_agent", nullable=True),
         ]
         indexes = [
             models.Index(fields=["status", "-created_at"], name="agents_status_created_idx"),
