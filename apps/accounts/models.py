@@ -47,9 +47,11 @@ class User(AbstractBaseUser, BaseModel):
     email = models.EmailField(max_length=254)
     name = models.CharField(max_length=200, blank=True)
     role = models.CharField(max_length=20, choices=Role.choices)
+    # PROTECT: a tenant with people is decommissioned, never deleted out from under them.
+    # No index of its own: accounts_user_tenant_role_idx (tenant, role) leads with it.
     tenant = models.ForeignKey(
-        "tenants.Tenant", null=True, blank=True, on_delete=models.PROTECT, related_name="users"
-    )  # PROTECT: a tenant with people is decommissioned, never deleted out from under them.
+        "tenants.Tenant", null=True, blank=True, on_delete=models.PROTECT, related_name="users", db_index=False
+    )
     mfa_enabled = models.BooleanField(default=False)
     is_active = models.BooleanField(default=True)
     failed_login_count = models.PositiveSmallIntegerField(default=0)
@@ -121,7 +123,8 @@ class TeamMember(BaseModel):
     Status = TeamMemberStatus
     MemberRole = MemberRole
 
-    tenant = models.ForeignKey("tenants.Tenant", on_delete=models.CASCADE, related_name="members")
+    # Indexed by accounts_team_role_idx (tenant, role, status).
+    tenant = models.ForeignKey("tenants.Tenant", on_delete=models.CASCADE, related_name="members", db_index=False)
     user = models.OneToOneField(User, on_delete=models.CASCADE, related_name="membership")
     role = models.CharField(max_length=20, choices=MemberRole.choices)
     status = models.CharField(max_length=20, choices=Status.choices, default=Status.ACTIVE)
@@ -147,7 +150,8 @@ class TeamMember(BaseModel):
 class TeamInvite(BaseModel):
     """An invitation by e-mail. Only a hash of the token is kept; the token goes in the e-mail."""
 
-    tenant = models.ForeignKey("tenants.Tenant", on_delete=models.CASCADE, related_name="invites")
+    # Indexed by accounts_invite_tenant_idx (tenant, -created_at).
+    tenant = models.ForeignKey("tenants.Tenant", on_delete=models.CASCADE, related_name="invites", db_index=False)
     email = models.EmailField()
     role = models.CharField(max_length=20, choices=MemberRole.choices)
     token_hash = models.CharField(max_length=128, unique=True)
@@ -182,7 +186,8 @@ class ApiKey(BaseModel):
     """A tenant API key. Only `prefix` and a SHA-512 hash are stored (djangorestframework-api-key's
     KeyGenerator); the full `prefix.secret` is shown once, at creation."""
 
-    tenant = models.ForeignKey("tenants.Tenant", on_delete=models.CASCADE, related_name="api_keys")
+    # Indexed by accounts_apikey_tenant_idx (tenant, -created_at).
+    tenant = models.ForeignKey("tenants.Tenant", on_delete=models.CASCADE, related_name="api_keys", db_index=False)
     name = models.CharField(max_length=100)
     prefix = models.CharField(max_length=16, unique=True)
     hashed_key = models.CharField(max_length=200)
@@ -205,7 +210,8 @@ class RefreshToken(BaseModel):
     """An issued refresh token. Rotated on every use; re-use of a rotated one revokes its family."""
 
     jti = models.CharField(max_length=64, unique=True)
-    user = models.ForeignKey(User, on_delete=models.CASCADE, related_name="refresh_tokens")
+    # Indexed by accounts_refresh_user_idx (user, -created_at).
+    user = models.ForeignKey(User, on_delete=models.CASCADE, related_name="refresh_tokens", db_index=False)
     tenant = models.ForeignKey("tenants.Tenant", null=True, blank=True, on_delete=models.CASCADE, related_name="+")
     family = models.UUIDField(default=uuid.uuid4, db_index=True)
     expires_at = models.DateTimeField()
@@ -226,7 +232,8 @@ class RefreshToken(BaseModel):
 class RecoveryCode(BaseModel):
     """A one-time MFA recovery code, stored hashed; `used_at` marks it spent."""
 
-    user = models.ForeignKey(User, on_delete=models.CASCADE, related_name="recovery_codes")
+    # Indexed by accounts_recovery_user_idx (user, used_at).
+    user = models.ForeignKey(User, on_delete=models.CASCADE, related_name="recovery_codes", db_index=False)
     code_hash = models.CharField(max_length=200)
     used_at = models.DateTimeField(null=True, blank=True)
 
@@ -242,7 +249,9 @@ class EncryptedTOTPDevice(TimestampMixin, ThrottlingMixin, Device):
     """A TOTP device (django-otp's Device API, its TOTP algorithm and throttling) whose shared
     secret is encrypted at rest; the stock otp_totp model keeps it in clear, so it is not used."""
 
-    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    # django-otp parses the id in its session key ("accounts.encryptedtotpdevice/<id>") with
+    # int(): this table is the one exception to UUID primary keys.
+    id = models.BigAutoField(primary_key=True)
     key = EncryptedTextField(default=new_totp_key)  # hex, 20 random bytes
     step = models.PositiveSmallIntegerField(default=30)
     digits = models.PositiveSmallIntegerField(default=6)
@@ -252,7 +261,7 @@ class EncryptedTOTPDevice(TimestampMixin, ThrottlingMixin, Device):
 
     class Meta(Device.Meta):
         verbose_name = "TOTP device"
-        indexes = [models.Index(fields=["user"], name="accounts_totp_user_idx")]
+        # Device.user is a ForeignKey and so already indexed; a Meta index on it would be a duplicate.
 
     def _totp(self) -> TOTP:
         totp = TOTP(unhexlify(self.key.encode()), self.step, 0, self.digits, self.drift)
