@@ -23,7 +23,7 @@ REST_FRAMEWORK = {
         "login_ip": env("LOGIN_RATE_LIMIT_IP", default="30/min"),
         "login_account": env("LOGIN_RATE_LIMIT_ACCOUNT", default="10/min"),
     },
-    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "DEFAULT_SCHEMA_CLASS": "aegis.api.schema.AegisAutoSchema",
     "EXCEPTION_HANDLER": "drf_standardized_errors.handler.exception_handler",
     "UNAUTHENTICATED_USER": None,
     "NUM_PROXIES": env.int("NUM_PROXIES", default=0),
@@ -56,6 +56,11 @@ LOGIN_LOCKOUT_THRESHOLD = env.int("LOGIN_LOCKOUT_THRESHOLD", default=5)
 LOGIN_LOCKOUT_PERIOD = timedelta(minutes=env.int("LOGIN_LOCKOUT_MINUTES", default=15))
 INVITE_LIFETIME = timedelta(days=env.int("INVITE_DAYS", default=7))
 PASSWORD_RESET_TIMEOUT = 60 * 60  # seconds; Django's reset tokens expire after this
+# The link in the password-reset e-mail (the web app's reset page); {uid} and {token} are filled in.
+# Links in e-mails point at the web frontend; production sets these to its real URLs.
+INVITE_ACCEPT_URL = env("INVITE_ACCEPT_URL", default="http://localhost:3000/accept-invite#token={token}")
+DEFAULT_FROM_EMAIL = env("DEFAULT_FROM_EMAIL", default="Aegis <no-reply@aegis.local>")
+PASSWORD_RESET_URL = env("PASSWORD_RESET_URL", default="http://localhost:3000/reset-password?uid={uid}&token={token}")
 
 SPECTACULAR_SETTINGS = {
     "TITLE": "Aegis API",
@@ -64,20 +69,27 @@ SPECTACULAR_SETTINGS = {
     "SERVE_INCLUDE_SCHEMA": False,
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    # No call to the online validator.swagger.io: the docs work without internet access.
+    "SWAGGER_UI_SETTINGS": {"deepLinking": True, "persistAuthorization": True, "validatorUrl": None},
     "REDOC_DIST": "SIDECAR",
     "COMPONENT_SPLIT_REQUEST": True,
     "SCHEMA_PATH_PREFIX": r"/api/v1",
-    "ENUM_NAME_OVERRIDES": {},
+    # Stable enum names where a field name (status, role, tier) has different choice sets.
+    "ENUM_NAME_OVERRIDES": {
+        "ErrorCodeEnum": "aegis.api.schema.ERROR_CODE_VALUES",
+        "RoleEnum": "apps.accounts.models.Role",
+        "MemberRoleEnum": "apps.accounts.models.MemberRole",
+        "MemberStatusEnum": "apps.accounts.models.TeamMemberStatus",
+        "InviteStatusEnum": "apps.accounts.selectors.INVITE_STATUSES",
+        "ApiKeyStatusEnum": "apps.accounts.selectors.API_KEY_STATUSES",
+        "ChannelStatusEnum": "apps.agents.models.ChannelStatus",
+        "ModelTierEnum": "apps.agents.models.ModelTier",
+    },
     "POSTPROCESSING_HOOKS": [
         "drf_spectacular.hooks.postprocess_schema_enums",
         "drf_spectacular.contrib.djangorestframework_camel_case.camelize_serializer_fields",
     ],
-    "APPEND_COMPONENTS": {
-        "securitySchemes": {
-            "ApiKeyAuth": {"type": "apiKey", "in": "header", "name": "Authorization",
-                           "description": "`Api-Key <prefix>.<secret>`"},
-        }
-    },
+    # Security schemes (BearerAuth, ApiKeyAuth) come from the extensions in aegis.api.schema.
 }
 
 # Layer-0 defaults of every agent (apps/agents/resolver.py): tenants and roles override them.

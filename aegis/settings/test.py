@@ -10,6 +10,7 @@ CACHES = {
     "default": {
         "BACKEND": "django.core.cache.backends.redis.RedisCache",
         "LOCATION": REDIS_URL,  # noqa: F405
-        "KEY_PREFIX": "aegis-test",
+        # Per test database, so concurrent runs on one Redis keep separate rate-limit counters.
+        "KEY_PREFIX": "aegis-" + (env("DATABASE_TEST_NAME", default=None) or "test"),  # noqa: F405
     }
 }
