@@ -2,7 +2,9 @@
 
 Keys come from settings.FIELD_ENCRYPTION_KEYS (Fernet keys, newest first). MultiFernet
 encrypts with the first and decrypts with any, which is what makes rotation possible
-without downtime: prepend a new key, run `rotate_encryption_key`, then drop the old one.
+without downtime: prepend a new key, run `manage.py rotate_encryption_key` (which calls
+`reencrypt_table` for every model with an encrypted field, in every schema), then drop the
+old key.
 """
 
 import json
@@ -11,7 +13,7 @@ from functools import lru_cache
 from cryptography.fernet import Fernet, InvalidToken, MultiFernet
 from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
-from django.db import models
+from django.db import connection, models, transaction
 
 
 @lru_cache(maxsize=4)
@@ -68,3 +70,39 @@ class EncryptedJSONField(models.TextField):
 
     def value_to_string(self, obj):
         return json.dumps(self.value_from_object(obj))
+
+
+def encrypted_columns(model: type[models.Model]) -> list[str]:
+    return [
+        field.column
+        for field in model._meta.concrete_fields
+        if isinstance(field, EncryptedTextField | EncryptedJSONField)
+    ]
+
+
+def reencrypt_table(model: type[models.Model], batch_size: int = 500) -> int:
+    """Re-encrypt every encrypted column of `model`, in the current schema, under the primary key.
+
+    Works on the stored tokens with SQL, not through save(): no model side effects, no
+    `updated_at` bump, and values are never decrypted into Python objects. Returns the number
+    of rows rewritten. One transaction per table, rows locked while they are rewritten.
+    """
+    columns = encrypted_columns(model)
+    if not columns:
+        return 0
+    qn = connection.ops.quote_name
+    table, pk = qn(model._meta.db_table), qn(model._meta.pk.column)
+    selected = ", ".join(qn(c) for c in columns)
+    assignments = ", ".join(f"{qn(c)} = %s" for c in columns)
+    rewritten = 0
+    with transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute(f"SELECT {pk}, {selected} FROM {table} ORDER BY {pk} FOR UPDATE")  # noqa: S608
+        rows = cursor.fetchall()
+        for start in range(0, len(rows), batch_size):
+            updates = [
+                (*(None if token is None else reencrypt(token) for token in values), key)
+                for key, *values in rows[start : start + batch_size]
+            ]
+            cursor.executemany(f"UPDATE {table} SET {assignments} WHERE {pk} = %s", updates)  # noqa: S608
+            rewritten += len(updates)
+    return rewritten

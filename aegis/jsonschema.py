@@ -4,7 +4,7 @@ Each JSONB field names its schema by dotted path, so migrations record a short s
 the schema itself stays in one place (the owning app's `json_schemas.py`).
 """
 
-from functools import lru_cache
+from functools import cache
 
 from django.core.exceptions import ValidationError
 from django.utils.deconstruct import deconstructible
@@ -13,7 +13,7 @@ from jsonschema import Draft202012Validator, FormatChecker
 from jsonschema.exceptions import SchemaError
 
 
-@lru_cache(maxsize=None)
+@cache
 def _compiled(schema_path: str) -> Draft202012Validator:
     schema = import_string(schema_path)
     Draft202012Validator.check_schema(schema)
@@ -57,8 +57,11 @@ def validate_is_json_schema(value) -> None:
     try:
         Draft202012Validator.check_schema(value)
     except SchemaError as exc:
-        raise ValidationError(f"not a valid JSON Schema: {exc.message}", code="json_schema") from exc
+        raise ValidationError(
+            f"not a valid JSON Schema: {exc.message} (rule: JSON Schema 2020-12 metaschema, {exc.validator})",
+            code="json_schema",
+        ) from exc
     if not isinstance(value, dict) or value.get("type", "object") != "object":
         raise ValidationError(
-            "a skill's configuration schema must describe an object (type: object)", code="json_schema"
+            'a skill\'s configuration schema must describe an object (rule: "type": "object")', code="json_schema"
         )

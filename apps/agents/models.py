@@ -3,7 +3,10 @@
 Foreign keys into the public schema (skills, roles, users) use on_delete=DO_NOTHING on purpose:
 Django's deletion collector only sees the current schema, so it cannot cascade or protect
 across tenants. The database can: those constraints are plain NO ACTION foreign keys, so
-PostgreSQL refuses to delete a skill, role or user that any tenant's rows still reference.
+PostgreSQL refuses to delete a skill or role that any tenant's rows still reference. The one
+actor column, SkillInstallation.installed_by, is ON DELETE SET NULL in the database instead
+(migration 0002), like every other actor column: deleting a user must not be blocked by a
+skill they once installed in some tenant's schema.
 """
 
 from django.contrib.postgres.fields import ArrayField
@@ -69,7 +72,8 @@ class Agent(BaseModel):
     key = models.CharField(max_length=64, unique=True, help_text="The agent's id in the OpenClaw runtime.")
     name = models.CharField(max_length=100)
     role = models.ForeignKey(
-        "skills.AgentRole", to_field="key", db_column="role_key", on_delete=models.DO_NOTHING, related_name="+"
+        "skills.AgentRole", to_field="key", db_column="role_key", on_delete=models.DO_NOTHING, related_name="+",
+        db_index=False,  # agents_role_created_idx (role, -created_at) leads with it
     )
     status = models.CharField(max_length=10, choices=Status.choices, default=Status.DRAFT)
     # None inherits from the role, the tenant or the platform (apps/agents/resolver.py).
@@ -118,7 +122,8 @@ class AgentChannel(BaseModel):
 
     Status = ChannelStatus
 
-    agent = models.ForeignKey(Agent, on_delete=models.CASCADE, related_name="channels")
+    # Indexed by agents_channel_agent_name_unique and agents_channel_agent_type_idx.
+    agent = models.ForeignKey(Agent, on_delete=models.CASCADE, related_name="channels", db_index=False)
     type = models.CharField(max_length=20, choices=Type.choices)
     name = models.CharField(max_length=100)
     config = models.JSONField(default=dict, blank=True)
@@ -150,12 +155,22 @@ class AgentChannel(BaseModel):
                 validate_against(CHANNEL_CONFIG[self.type], self.config)
             except ValidationError as exc:
                 errors["config"] = exc.messages
-            unknown = sorted(set(self.secrets or {}) - set(CHANNEL_SECRETS[self.type]))
+            secrets = self.secrets or {}
+            secret_errors = []
+            if not isinstance(secrets, dict):
+                secret_errors.append("secrets must be an object of name -> string")
+                secrets = {}
+            unknown = sorted(set(secrets) - set(CHANNEL_SECRETS[self.type]))
             if unknown:
-                errors["secrets"] = [
+                secret_errors.append(
                     f"unknown secret(s) for {self.type}: {', '.join(unknown)}; "
                     f"allowed: {', '.join(CHANNEL_SECRETS[self.type]) or 'none'}"
-                ]
+                )
+            not_text = sorted(name for name, value in secrets.items() if not isinstance(value, str) or not value)
+            if not_text:
+                secret_errors.append(f"secret(s) must be non-empty strings: {', '.join(not_text)}")
+            if secret_errors:
+                errors["secrets"] = secret_errors
         if errors:
             raise ValidationError(errors)
 
@@ -169,11 +184,13 @@ class SkillInstallation(BaseModel):
     An agent-level row with enabled=False switches off a skill the agent would inherit."""
 
     skill = models.ForeignKey("skills.Skill", on_delete=models.DO_NOTHING, related_name="+")
-    agent = models.ForeignKey(
-        Agent, null=True, blank=True, on_delete=models.CASCADE, related_name="skill_installations"
+    agent = models.ForeignKey(  # indexed by agents_install_agent_skill_unique (agent, skill)
+        Agent, null=True, blank=True, on_delete=models.CASCADE, related_name="skill_installations", db_index=False
     )
     enabled = models.BooleanField(default=True)
     config = models.JSONField(default=dict, blank=True)
+    # An actor: the database sets it NULL when the user is deleted (ON DELETE SET NULL, migration
+    # 0002; Django 5.2 cannot declare a database-level action, hence DO_NOTHING here).
     installed_by = models.ForeignKey(
         "accounts.User", null=True, blank=True, on_delete=models.DO_NOTHING, related_name="+"
     )
@@ -221,7 +238,8 @@ class AgentActivity(AppendOnlyModel):
 
     Kind = ActivityKind
 
-    agent = models.ForeignKey(Agent, on_delete=models.CASCADE, related_name="activities")
+    # Indexed by agents_activity_agent_idx (agent, -created_at, -id).
+    agent = models.ForeignKey(Agent, on_delete=models.CASCADE, related_name="activities", db_index=False)
     kind = models.CharField(max_length=20, choices=Kind.choices)
     channel = models.ForeignKey(AgentChannel, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
     summary = models.CharField(max_length=500)
@@ -251,7 +269,8 @@ class AgentMetrics(BaseModel):
 
     Period = MetricsPeriod
 
-    agent = models.ForeignKey(Agent, on_delete=models.CASCADE, related_name="metrics")
+    # Indexed by agents_metrics_bucket_unique (agent, period, period_start).
+    agent = models.ForeignKey(Agent, on_delete=models.CASCADE, related_name="metrics", db_index=False)
     period = models.CharField(max_length=4, choices=Period.choices)
     period_start = models.DateTimeField()
     messages = models.PositiveIntegerField(default=0)

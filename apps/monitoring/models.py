@@ -27,13 +27,16 @@ class ContainerHealth(BaseModel):
 
     Status = HealthStatus
 
-    tenant = models.ForeignKey("tenants.Tenant", on_delete=models.CASCADE, related_name="health_samples")
+    # Indexed by monitoring_health_tenant_idx (tenant, -checked_at).
+    tenant = models.ForeignKey(
+        "tenants.Tenant", on_delete=models.CASCADE, related_name="health_samples", db_index=False
+    )
     status = models.CharField(max_length=12, choices=Status.choices)
     cpu_percent = models.FloatField(null=True, blank=True)
     memory_mb = models.FloatField(null=True, blank=True)
     uptime_seconds = models.PositiveBigIntegerField(null=True, blank=True)
     details = models.JSONField(default=dict, blank=True)
-    checked_at = models.DateTimeField(db_index=True)
+    checked_at = models.DateTimeField(db_index=True)  # retention pruning: DELETE ... WHERE checked_at < cutoff
 
     class Meta:
         ordering = ["-checked_at"]
@@ -54,7 +57,10 @@ class Alert(BaseModel):
 
     Status = AlertStatus
 
-    tenant = models.ForeignKey("tenants.Tenant", null=True, blank=True, on_delete=models.CASCADE, related_name="alerts")
+    # Indexed by monitoring_alert_tenant_idx (tenant, status).
+    tenant = models.ForeignKey(
+        "tenants.Tenant", null=True, blank=True, on_delete=models.CASCADE, related_name="alerts", db_index=False
+    )
     severity = models.CharField(max_length=10, choices=Severity.choices)
     kind = models.CharField(max_length=50, help_text="e.g. runtime.unhealthy, provisioning.failed")
     message = models.TextField()

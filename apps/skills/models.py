@@ -39,7 +39,7 @@ class Skill(BaseModel):
     Category = SkillCategory
 
     name = models.CharField(max_length=100)
-    slug = models.SlugField(max_length=64)
+    slug = models.SlugField(max_length=64, db_index=False)  # skills_skill_slug_version_unique leads with it
     version = models.CharField(max_length=64)
     category = models.CharField(max_length=20, choices=Category.choices, default=Category.OTHER)
     status = models.CharField(max_length=20, choices=Status.choices, default=Status.PENDING)
