@@ -31,8 +31,9 @@ REST_FRAMEWORK = {
 }
 
 # JSON kept verbatim on the wire (skill settings and their schemas are user-defined keys).
-JSON_UNDERSCOREIZE = {"ignore_fields": ("configuration", "config", "capabilities", "preferences", "payload")}
-JSON_CAMEL_CASE = {"ignore_fields": JSON_UNDERSCOREIZE["ignore_fields"]}
+JSON_CAMEL_CASE = {
+    "JSON_UNDERSCOREIZE": {"ignore_fields": ("configuration", "config", "capabilities", "preferences", "payload")},
+}
 
 DRF_STANDARDIZED_ERRORS = {
     "EXCEPTION_HANDLER_CLASS": "aegis.api.errors.ApiExceptionHandler",
@@ -84,6 +85,13 @@ SPECTACULAR_SETTINGS = {
         "ApiKeyStatusEnum": "apps.accounts.selectors.API_KEY_STATUSES",
         "ChannelStatusEnum": "apps.agents.models.ChannelStatus",
         "ModelTierEnum": "apps.agents.models.ModelTier",
+        # Platform console (several components have a `status`, `type` or thinking level field).
+        "TenantStatusEnum": "apps.tenants.models.TenantStatus",
+        "HealthStatusEnum": "apps.monitoring.models.HealthStatus",
+        "AlertStatusEnum": "apps.monitoring.models.AlertStatus",
+        "SkillStatusEnum": "apps.skills.models.SkillStatus",
+        "ThinkingModeEnum": "apps.agents.models.ThinkingMode",
+        "ChannelTypeEnum": "apps.agents.models.ChannelType",
     },
     "POSTPROCESSING_HOOKS": [
         "drf_spectacular.hooks.postprocess_schema_enums",

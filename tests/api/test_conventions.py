@@ -26,3 +26,15 @@ def test_oversized_body_is_refused_with_413(client, settings):
                               content_type="application/json")
     assert response.status_code == 413
     assert response.json()["error"]["code"] == "PAYLOAD_TOO_LARGE"
+
+
+def test_user_defined_json_keeps_its_keys_both_ways():
+    """Skill settings and their schemas are user-defined: camelCase conversion must not touch them."""
+    from djangorestframework_camel_case.settings import api_settings
+    from djangorestframework_camel_case.util import camelize, underscoreize
+
+    options = api_settings.JSON_UNDERSCOREIZE
+    body = {"skill_id": 1, "config": {"api_base_url": "x", "maxItems": 3}, "configuration": {"properties": {"a_b": {}}}}
+    assert camelize(body, **options) == {"skillId": 1, "config": body["config"], "configuration": body["configuration"]}
+    wire = {"skillId": 1, "config": {"maxItems": 3, "api_base": 1}}
+    assert underscoreize(wire, **options) == {"skill_id": 1, "config": wire["config"]}
