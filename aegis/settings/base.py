@@ -3,10 +3,12 @@
 dev.py, test.py and prod.py adjust these; prod.py refuses to start without real secrets.
 """
 
+import warnings
 from pathlib import Path
 from urllib.parse import unquote
 
 import environ
+import structlog
 
 BASE_DIR = Path(__file__).resolve().parent.parent.parent
 env = environ.Env()
@@ -33,6 +35,7 @@ SHARED_APPS = [
     "drf_spectacular_sidecar",
     "channels",
     "health_check",
+    "django_structlog",
     "apps.accounts",
     "apps.skills",
     "apps.audit",
@@ -53,6 +56,7 @@ TENANT_TEMPLATE_SCHEMA = "tenant_template"
 DATABASE_ROUTERS = ["django_tenants.routers.TenantSyncRouter"]
 
 MIDDLEWARE = [
+    "aegis.api.middleware.RequestIdMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "apps.tenants.middleware.PublicSchemaMiddleware",
@@ -62,6 +66,8 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django_otp.middleware.OTPMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
+    "django_structlog.middlewares.RequestMiddleware",
+    "aegis.api.middleware.ApiBodySizeLimitMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
 ]
 
@@ -89,8 +95,12 @@ _database = env.db_url("DATABASE_URL", default="postgres://postgres@127.0.0.1:54
 # A unix-socket host arrives percent-encoded in the URL (the embedded server uses one).
 _database["HOST"] = unquote(_database.get("HOST") or "")
 _database["ENGINE"] = "django_tenants.postgresql_backend"
-_database["CONN_MAX_AGE"] = env.int("DATABASE_CONN_MAX_AGE", default=60)
+# 0: the web process is ASGI, where Django's docs say persistent connections must be off (each
+# request runs in its own thread, so kept connections pile up instead of being reused).
+_database["CONN_MAX_AGE"] = env.int("DATABASE_CONN_MAX_AGE", default=0)
 _database["CONN_HEALTH_CHECKS"] = True
+# Lets concurrent test runs on one server use separate test databases.
+_database["TEST"] = {"NAME": env("DATABASE_TEST_NAME", default=None)}
 DATABASES = {"default": _database}
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
@@ -145,28 +155,76 @@ TIME_ZONE = "UTC"
 USE_I18N = True
 USE_TZ = True
 STATIC_URL = "/static/"
-STATIC_ROOT = BASE_DIR / "staticfiles"
+STATIC_ROOT = Path(env("STATIC_ROOT", default=str(BASE_DIR / "staticfiles")))  # where collectstatic writes
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
     "staticfiles": {"BACKEND": "whitenoise.storage.CompressedManifestStaticFilesStorage"},
 }
+# WhiteNoise's file responses are synchronous iterators, which Django under ASGI reads in a
+# thread and warns about on every static file. Expected (the admin's assets are small), not a bug.
+warnings.filterwarnings("ignore", message="StreamingHttpResponse must consume synchronous iterators")
 
 # --- Logging: structured (JSON in production, readable in development) ----------------------------
 LOG_LEVEL = env("LOG_LEVEL", default="INFO")
 LOG_JSON = env.bool("LOG_JSON", default=True)
-LOGGING = {
-    "version": 1,
-    "disable_existing_loggers": False,
-    "formatters": {
-        "structured": {
-            "()": "structlog.stdlib.ProcessorFormatter",
-            "processor": "structlog.processors.JSONRenderer" if LOG_JSON else "structlog.dev.ConsoleRenderer",
+
+
+def build_logging(*, json_logs: bool, level: str) -> dict:
+    """stdlib logging rendered by structlog: one JSON object per line, or readable console lines.
+
+    dev.py calls this again with its own LOG_JSON, since a module-level dict would keep
+    base.py's choice. Records from plain stdlib loggers (Django, Celery) get the same fields
+    through `foreign_pre_chain`.
+    """
+    renderer = structlog.processors.JSONRenderer() if json_logs else structlog.dev.ConsoleRenderer(colors=False)
+    return {
+        "version": 1,
+        "disable_existing_loggers": False,
+        "formatters": {
+            "structured": {
+                "()": structlog.stdlib.ProcessorFormatter,
+                "processors": [
+                    structlog.stdlib.ProcessorFormatter.remove_processors_meta,
+                    # The console renderer prints tracebacks itself; JSON needs them as a string.
+                    *([structlog.processors.format_exc_info] if json_logs else []),
+                    renderer,
+                ],
+                "foreign_pre_chain": [
+                    structlog.contextvars.merge_contextvars,
+                    structlog.processors.TimeStamper(fmt="iso"),
+                    structlog.stdlib.add_logger_name,
+                    structlog.stdlib.add_log_level,
+                ],
+            },
         },
-    },
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "structured"}},
-    "root": {"handlers": ["console"], "level": LOG_LEVEL},
-}
+        "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "structured"}},
+        "root": {"handlers": ["console"], "level": level},
+    }
+
+
+LOGGING = build_logging(json_logs=LOG_JSON, level=LOG_LEVEL)
+DJANGO_STRUCTLOG_TRUST_UPSTREAM_REQUEST_ID = True  # aegis.api.middleware.RequestIdMiddleware vets it
+structlog.configure(
+    processors=[
+        structlog.contextvars.merge_contextvars,
+        structlog.stdlib.filter_by_level,
+        structlog.processors.TimeStamper(fmt="iso"),
+        structlog.stdlib.add_logger_name,
+        structlog.stdlib.add_log_level,
+        structlog.processors.StackInfoRenderer(),
+        structlog.processors.format_exc_info,
+        structlog.stdlib.ProcessorFormatter.wrap_for_formatter,
+    ],
+    logger_factory=structlog.stdlib.LoggerFactory(),
+    cache_logger_on_first_use=True,
+)
 
 # User.email is unique case-insensitively through a UniqueConstraint on Lower(email), which
 # Django's check for a unique USERNAME_FIELD does not recognise.
 SILENCED_SYSTEM_CHECKS = ["auth.E003"]
+
+# --- Tenants --------------------------------------------------------------------------------------
+TENANT_BASE_DOMAIN = env("TENANT_BASE_DOMAIN", default="tenants.localhost")
+TENANT_DECOMMISSION_GRACE_DAYS = env.int("TENANT_DECOMMISSION_GRACE_DAYS", default=30)
+
+from .api import *  # noqa: E402, F403

@@ -22,3 +22,13 @@ SESSION_COOKIE_SECURE = True
 CSRF_COOKIE_SECURE = True
 SESSION_COOKIE_HTTPONLY = True
 X_FRAME_OPTIONS = "DENY"
+
+# Outgoing e-mail (invites, password resets): EMAIL_URL, e.g. smtp+tls://user:password@smtp.example.com:587.
+vars().update(env.email_url("EMAIL_URL", default="smtp://localhost:25"))
+
+# Channel verification asks Slack / Telegram whether a token works (apps/agents/verifiers.py);
+# elsewhere the offline format check is the default.
+CHANNEL_VERIFIER = env("CHANNEL_VERIFIER", default="http")
+
+# Channel checks call Slack/Telegram for real in production (apps/agents/verifiers.py).
+CHANNEL_VERIFIER = env("CHANNEL_VERIFIER", default="http")
