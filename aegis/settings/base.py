@@ -228,3 +228,10 @@ TENANT_BASE_DOMAIN = env("TENANT_BASE_DOMAIN", default="tenants.localhost")
 TENANT_DECOMMISSION_GRACE_DAYS = env.int("TENANT_DECOMMISSION_GRACE_DAYS", default=30)
 
 from .api import *  # noqa: E402, F403
+
+# --- Tenant runtimes (apps/tenants/runtime/) --------------------------------------------------------
+RUNTIME_BACKEND = env("RUNTIME_BACKEND", default="local")
+RUNTIME_DIR = Path(env("RUNTIME_DIR", default=str(BASE_DIR / ".data" / "runtimes")))
+OPENCLAW_HOME = Path(env("OPENCLAW_HOME", default=str(BASE_DIR / ".data" / "openclaw")))
+RUNTIME_PORT_RANGE = tuple(env.list("RUNTIME_PORT_RANGE", cast=int, default=[19100, 19999]))
+RUNTIME_DOCKER_IMAGE = env("RUNTIME_DOCKER_IMAGE", default="ghcr.io/openclaw/openclaw:2026.9.6")

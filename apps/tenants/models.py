@@ -2,6 +2,7 @@ from django.db import models
 from django.db.models.functions import Lower
 from django_tenants.models import DomainMixin, TenantMixin
 
+from aegis.crypto import EncryptedTextField
 from aegis.db import BaseModel, enum_check
 from aegis.jsonschema import JSONSchemaValidator
 
@@ -88,3 +89,49 @@ class Domain(DomainMixin, BaseModel):
 
     def __str__(self) -> str:
         return self.domain
+
+
+class RuntimeState(models.TextChoices):
+    STOPPED = "stopped"
+    STARTING = "starting"
+    RUNNING = "running"
+    STOPPING = "stopping"
+    ERROR = "error"
+    REMOVED = "removed"
+
+
+class RuntimeBackendName(models.TextChoices):
+    LOCAL = "local"
+    DOCKER = "docker"
+
+
+class TenantRuntime(BaseModel):
+    """The tenant's OpenClaw gateway as Aegis manages it (apps/tenants/runtime/).
+
+    One row per tenant. The gateway token is encrypted at rest; it reaches the gateway as an
+    environment variable, never in the rendered config file.
+    """
+
+    State = RuntimeState
+    Backend = RuntimeBackendName
+
+    tenant = models.OneToOneField(Tenant, on_delete=models.CASCADE, related_name="runtime")
+    backend = models.CharField(max_length=10, choices=RuntimeBackendName.choices)
+    state = models.CharField(max_length=10, choices=RuntimeState.choices, default=RuntimeState.STOPPED)
+    port = models.PositiveIntegerField(null=True, blank=True, unique=True)  # loopback port of the gateway
+    gateway_token = EncryptedTextField()
+    handle = models.CharField(max_length=100, blank=True, help_text="process id or container id")
+    config_hash = models.CharField(max_length=64, blank=True, help_text="sha256 of the config last applied")
+    config_applied_at = models.DateTimeField(null=True, blank=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    last_error = models.TextField(blank=True)
+
+    class Meta:
+        constraints = [
+            enum_check("state", RuntimeState, table="tenants_tenantruntime"),
+            enum_check("backend", RuntimeBackendName, table="tenants_tenantruntime"),
+        ]
+        indexes = [models.Index(fields=["state"], name="tenants_runtime_state_idx")]
+
+    def __str__(self) -> str:
+        return f"runtime of {self.tenant_id} ({self.backend}, {self.state})"
