@@ -32,7 +32,9 @@ REST_FRAMEWORK = {
 
 # JSON kept verbatim on the wire (skill settings and their schemas are user-defined keys).
 JSON_CAMEL_CASE = {
-    "JSON_UNDERSCOREIZE": {"ignore_fields": ("configuration", "config", "capabilities", "preferences", "payload")},
+    "JSON_UNDERSCOREIZE": {
+        "ignore_fields": ("configuration", "config", "capabilities", "preferences", "payload", "changes"),
+    },
 }
 
 DRF_STANDARDIZED_ERRORS = {

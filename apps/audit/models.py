@@ -37,6 +37,9 @@ class AuditLog(AppendOnlyModel):
             models.Index(fields=["actor_user", "-created_at"], name="audit_actor_created_idx"),
             models.Index(fields=["action", "-created_at"], name="audit_action_created_idx"),
             models.Index(fields=["target_type", "target_id"], name="audit_target_idx"),
+            # The tenant feed's filters, so rare actions in a large tenant do not scan its history.
+            models.Index(fields=["tenant", "action", "-created_at", "-id"], name="audit_tenant_action_idx"),
+            models.Index(fields=["tenant", "target_type", "-created_at", "-id"], name="audit_tenant_target_idx"),
         ]
 
     def __str__(self) -> str:

@@ -83,6 +83,7 @@ class Skill(BaseModel):
             GinIndex(fields=["capabilities"], name="skills_capabilities_idx", opclasses=["jsonb_path_ops"]),
             models.Index(fields=["status", "category", "name"], name="skills_status_category_idx"),
             models.Index(fields=["status", "-created_at"], name="skills_status_created_idx"),
+            models.Index(fields=["status", "name"], name="skills_status_name_idx"),  # marketplace default order
         ]
 
     def __str__(self) -> str:
