@@ -33,7 +33,7 @@ REST_FRAMEWORK = {
 # JSON kept verbatim on the wire (skill settings and their schemas are user-defined keys).
 JSON_CAMEL_CASE = {
     "JSON_UNDERSCOREIZE": {
-        "ignore_fields": ("configuration", "config", "capabilities", "preferences", "payload", "changes"),
+        "ignore_fields": ("configuration", "config", "capabilities", "preferences", "payload"),
     },
 }
 
