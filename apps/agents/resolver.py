@@ -135,11 +135,21 @@ def _settings_layer(name: str, settings_: Mapping[str, Any], skills: Mapping[str
                  tools_profile=settings_.get("tools_profile"), identity=settings_.get("identity", {}), skills=skills)
 
 
-def load_layers(agent, tenant, *, toolbox=None, roles=None, overrides=None) -> list[Layer]:
+def role_defaults(role, override) -> tuple[dict[str, Any], list[str]]:
+    """Layer 2 for one tenant: (settings, skill slugs) of `role` after the tenant's override.
+    Settings: the override's keys win. Skills: the override's list replaces the platform's,
+    unless it is None (inherit)."""
+    settings_ = {**role.default_settings, **(override.default_settings if override else {})}
+    slugs = override.default_skills if override and override.default_skills is not None else role.default_skills
+    return settings_, list(slugs)
+
+
+def load_layers(agent, tenant, *, toolbox=None, roles=None, overrides=None, approved=None) -> list[Layer]:
     """The five layers of `agent`, read in the current (tenant) schema.
 
-    `toolbox`, `roles` and `overrides` may be passed pre-loaded when resolving many agents
-    (rendering a tenant's whole runtime configuration) so the queries are not repeated.
+    `toolbox`, `roles`, `overrides` and `approved` (`newest_approved` of every slug the roles
+    name) may be passed pre-loaded when resolving many agents (rendering a tenant's whole
+    runtime configuration) so the queries are not repeated.
     """
     from django.conf import settings
 
@@ -154,11 +164,11 @@ def load_layers(agent, tenant, *, toolbox=None, roles=None, overrides=None) -> l
     else:
         override = RoleOverride.objects.filter(role_id=agent.role_id).first()
 
-    role_settings = {**role.default_settings, **(override.default_settings if override else {})}
-    role_slugs = override.default_skills if override and override.default_skills is not None else role.default_skills
+    role_settings, role_slugs = role_defaults(role, override)
     role_skills = {
         slug: SkillSetting(version=skill.version, skill_id=str(skill.pk), name=skill.name)
-        for slug, skill in newest_approved(role_slugs).items()
+        for slug, skill in (newest_approved(role_slugs) if approved is None
+                            else {s: approved[s] for s in role_slugs if s in approved}).items()
     }
     agent_installs = agent.skill_installations.all()  # prefetched by callers that resolve many agents
     return [
