@@ -30,6 +30,7 @@ from django.utils.functional import cached_property
 from django_otp import devices_for_user, user_has_device
 from django_otp.admin import OTPAdminAuthenticationForm, OTPAdminSite
 
+from aegis.domain import DomainError
 from apps.audit.services import record
 
 NOT_PLATFORM_ADMIN = (
@@ -234,6 +235,8 @@ class AuditedModelAdmin(admin.ModelAdmin):
                 change(obj)
             except ValidationError as exc:
                 refused.append(f"{obj}: {' '.join(exc.messages)}")
+            except DomainError as exc:  # the services' state errors (e.g. suspending a suspended tenant)
+                refused.append(f"{obj}: {exc.message}")
             else:
                 changed.append(str(obj))
         if changed:
