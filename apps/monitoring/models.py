@@ -93,7 +93,7 @@ class Alert(BaseModel):
             models.Index(fields=["severity", "-created_at"], name="monitoring_alert_severity_idx"),
             # The alert list's default order (newest first) and its tenant filter.
             models.Index(fields=["-created_at"], name="monitoring_alert_created_idx"),
-            models.Index(fields=["tenant", "-created_at"], name="monitoring_alert_tenant_new_idx"),
+            models.Index(fields=["tenant", "-created_at"], name="monitoring_alert_tnew_idx"),
         ]
 
     def __str__(self) -> str:
