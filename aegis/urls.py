@@ -10,6 +10,12 @@ from .admin import admin_site
 
 api_v1 = [
     path("", include("apps.accounts.urls")),
+    path("", include("apps.agents.urls")),
+    path("", include("apps.skills.marketplace_urls")),
+    path("", include("apps.audit.tenant_urls")),
+    path("", include("apps.tenants.workspace_urls")),
+    path("", include("apps.agents.toolbox_urls")),
+    path("platform/", include("aegis.platform_urls")),
 ]
 
 urlpatterns = [

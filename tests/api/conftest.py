@@ -13,6 +13,7 @@ from rest_framework.test import APIClient
 from aegis.api.authentication import API_KEY_GENERATOR, issue_access_token
 from apps.accounts.models import ApiKey, Role, User
 from apps.accounts.services import add_member
+from tests.api.conftest_openapi import openapi_conformance, openapi_unchecked  # noqa: F401 (fixtures)
 
 
 def bearer_client(user: User, *, mfa_verified: bool = False) -> APIClient:
