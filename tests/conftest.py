@@ -59,7 +59,8 @@ def in_tenant():
 
 @pytest.fixture
 def platform_admin(db) -> User:
-    return User.objects.create_user("root@aegis.example", "correct-horse-battery", name="Root", role=Role.PLATFORM_ADMIN)
+    return User.objects.create_user("root@aegis.example", "correct-horse-battery", name="Root",
+                                    role=Role.PLATFORM_ADMIN)
 
 
 @pytest.fixture

@@ -33,6 +33,17 @@ def request_context(request) -> dict[str, Any]:
     }
 
 
+def actor_label(actor) -> str:
+    """How the audit trail names an actor, kept even after the actor row is deleted."""
+    from apps.accounts.models import ApiKey, User
+
+    if isinstance(actor, User):
+        return actor.email
+    if isinstance(actor, ApiKey):
+        return f"api-key:{actor.prefix}"
+    return ""
+
+
 def record(
     action: str,
     *,
@@ -50,7 +61,7 @@ def record(
         tenant=tenant,
         actor_user=actor if isinstance(actor, User) else None,
         actor_api_key=actor if isinstance(actor, ApiKey) else None,
-        actor_label=(actor.email if isinstance(actor, User) else f"api-key:{actor.prefix}" if isinstance(actor, ApiKey) else ""),
+        actor_label=actor_label(actor),
         target_type=target._meta.label_lower if target is not None else "",
         target_id=str(target.pk) if target is not None else "",
         changes=redact(changes or {}),
