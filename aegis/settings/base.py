@@ -115,7 +115,10 @@ CACHES = {
 CHANNEL_LAYERS = {
     "default": {
         "BACKEND": "channels_redis.core.RedisChannelLayer",
-        "CONFIG": {"hosts": [REDIS_URL], "prefix": "aegis:channels"},
+        # redis-py 8 reads with a 5 s socket timeout by default: exactly channels_redis's 5 s
+        # blocking pop, so an idle consumer's receive would time out and crash its socket.
+        "CONFIG": {"hosts": [{"address": REDIS_URL, "socket_timeout": 15, "socket_connect_timeout": 2}],
+                   "prefix": "aegis:channels"},
     }
 }
 
@@ -128,7 +131,7 @@ CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_SERIALIZER = "json"
 CELERY_ACCEPT_CONTENT = ["json"]
 CELERY_TIMEZONE = "UTC"
-CELERY_BEAT_SCHEDULE: dict = {}
+# CELERY_BEAT_SCHEDULE: at the end of this file, with the settings its tasks read.
 
 # --- Auth -------------------------------------------------------------------------------------
 AUTH_USER_MODEL = "accounts.User"
@@ -235,3 +238,47 @@ RUNTIME_DIR = Path(env("RUNTIME_DIR", default=str(BASE_DIR / ".data" / "runtimes
 OPENCLAW_HOME = Path(env("OPENCLAW_HOME", default=str(BASE_DIR / ".data" / "openclaw")))
 RUNTIME_PORT_RANGE = tuple(env.list("RUNTIME_PORT_RANGE", cast=int, default=[19100, 19999]))
 RUNTIME_DOCKER_IMAGE = env("RUNTIME_DOCKER_IMAGE", default="ghcr.io/openclaw/openclaw:2026.9.6")
+# Stopping a gateway: SIGTERM, then SIGKILL after this long (a gateway whose channels cannot reach
+# their APIs otherwise drains for 325 s; see apps/agents/openclaw/README.md, Stopping).
+RUNTIME_STOP_GRACE_SECONDS = env.float("RUNTIME_STOP_GRACE_SECONDS", default=15.0)
+
+# --- Provisioning, monitoring and retention (apps/*/tasks.py; runbook: docs/operations.md) -----------------
+from datetime import timedelta  # noqa: E402
+
+from celery.schedules import crontab  # noqa: E402
+
+# Off: provisioning and lifecycle changes leave runtimes alone and health checks skip them (the
+# control plane without gateways). The test settings turn it off so that the suite starts a
+# gateway only where a test asks for one: each takes about 1 GB and 10-20 s.
+TENANT_RUNTIMES_ENABLED = env.bool("TENANT_RUNTIMES_ENABLED", default=True)
+# A tenant still `provisioning` this long after its last change is failed by the sweep.
+PROVISIONING_TIMEOUT = timedelta(minutes=env.int("PROVISIONING_TIMEOUT_MINUTES", default=15))
+# How long provisioning and reactivation wait for a started gateway to answer its readiness probe.
+RUNTIME_HEALTH_WAIT_SECONDS = env.int("RUNTIME_HEALTH_WAIT_SECONDS", default=120)
+# Skill slugs every new tenant's Shared Toolbox starts with (newest approved version, no settings).
+TENANT_DEFAULT_TOOLBOX = env.list("TENANT_DEFAULT_TOOLBOX", default=[])
+HEALTH_CHECK_INTERVAL_SECONDS = env.int("HEALTH_CHECK_INTERVAL_SECONDS", default=60)
+# Consecutive failed checks (unhealthy or unreachable) before a runtime.unhealthy alert opens.
+HEALTH_FAILURE_THRESHOLD = env.int("HEALTH_FAILURE_THRESHOLD", default=3)
+HEALTH_RETENTION_DAYS = env.int("HEALTH_RETENTION_DAYS", default=14)
+ACTIVITY_RETENTION_DAYS = env.int("ACTIVITY_RETENTION_DAYS", default=90)
+RETENTION_BATCH_SIZE = env.int("RETENTION_BATCH_SIZE", default=5000)
+# Each hourly rollup recomputes this many hourly buckets back (events that arrive late) and the
+# days they fall in.
+METRICS_RECOMPUTE_HOURS = env.int("METRICS_RECOMPUTE_HOURS", default=3)
+# Audit logs are never pruned (append-only, enforced by a trigger): there is no retention setting.
+
+CELERY_BEAT_SCHEDULE = {
+    "check-runtime-health": {
+        "task": "apps.monitoring.tasks.check_runtimes",
+        "schedule": float(HEALTH_CHECK_INTERVAL_SECONDS),
+        # A check that waited longer than one interval in the queue is stale: the next one is due.
+        "options": {"expires": float(HEALTH_CHECK_INTERVAL_SECONDS)},
+    },
+    "fail-stuck-provisioning": {"task": "apps.tenants.tasks.fail_stuck_provisioning", "schedule": 300.0},
+    "purge-decommissioned": {"task": "apps.tenants.tasks.purge_decommissioned", "schedule": crontab(minute=20)},
+    "rollup-agent-metrics": {"task": "apps.agents.tasks.rollup_metrics", "schedule": crontab(minute=5)},
+    "prune-health-samples": {"task": "apps.monitoring.tasks.prune_health_samples",
+                             "schedule": crontab(hour=3, minute=15)},
+    "prune-agent-activity": {"task": "apps.agents.tasks.prune_activity", "schedule": crontab(hour=3, minute=30)},
+}

@@ -2,12 +2,18 @@
 
 provisioning -> active | failed;  failed -> provisioning (retry);  active <-> suspended;
 any but provisioning -> decommissioned (runtime stopped, data kept) -> purged after the grace
-period (schema dropped, row kept for the audit trail). Runtime start/stop joins in the runtime work.
+period (schema dropped, row kept for the audit trail).
+
+Runtimes follow the status after the commit (`_sync_runtime_after_commit`): a Celery task starts
+or stops the tenant's gateway, so no process starts or stops inside a database transaction and
+a rolled-back transition touches nothing. Provisioning and purging drive the runtime themselves,
+step by step (apps/tenants/tasks.py).
 """
 
 from __future__ import annotations
 
 import copy
+import logging
 from datetime import timedelta
 from typing import Any
 
@@ -17,12 +23,16 @@ from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 from django.utils.text import slugify
+from django_tenants.utils import tenant_context
 
+from aegis import events
 from aegis.domain import Conflict, InvalidState
 from apps.audit.services import diff, record
 from apps.tenants import schemas
 from apps.tenants.json_schemas import PLAN_RESOURCE_LIMITS
-from apps.tenants.models import Domain, Tenant
+from apps.tenants.models import Domain, Tenant, TenantRuntime
+
+logger = logging.getLogger(__name__)
 
 DECOMMISSION_GRACE = timedelta(days=getattr(settings, "TENANT_DECOMMISSION_GRACE_DAYS", 30))
 
@@ -47,6 +57,7 @@ def _save_with_audit(tenant: Tenant, action: str, *, actor, request, before: dic
     tenant.save(update_fields=[*fields, "updated_at"])
     record(action, actor=actor, tenant=tenant, target=tenant, request=request,
            changes={f: {"before": before.get(f), "after": str(getattr(tenant, f))} for f in fields})
+    events.publish_tenant_change(tenant, action=action, before=before)
     return tenant
 
 
@@ -55,7 +66,7 @@ def _ensure_name_free(company_name: str, *, exclude=None) -> None:
     if exclude is not None:
         taken = taken.exclude(pk=exclude)
     if company_name.strip() and taken.exists():
-        raise Conflict(f"A tenant named {company_name.strip()!r} already exists.", field="company_name")
+        raise Conflict(f"A tenant named {company_name.strip()!r} already exists.", field="companyName")  # wire name
 
 
 @transaction.atomic
@@ -96,6 +107,18 @@ def schedule_provisioning(tenant: Tenant) -> None:
 
     tenant_id = str(tenant.pk)
     transaction.on_commit(lambda: provision_tenant.delay(tenant_id))
+
+
+def _sync_runtime_after_commit(tenant: Tenant) -> None:
+    """Once the transition commits, make the runtime match the tenant's status then (running when
+    active, stopped otherwise). The task reads the status when it runs, so two quick transitions
+    whose tasks run out of order still end in the right state."""
+    if not settings.TENANT_RUNTIMES_ENABLED:
+        return
+    from apps.tenants.tasks import sync_tenant_runtime  # the task module imports this one
+
+    tenant_id = str(tenant.pk)
+    transaction.on_commit(lambda: sync_tenant_runtime.delay(tenant_id))
 
 
 @transaction.atomic
@@ -166,30 +189,95 @@ def update_tenant(tenant: Tenant, *, changes: dict, actor=None, request=None) ->
     return tenant
 
 
+def _seed_defaults(tenant: Tenant) -> None:
+    """What a new tenant starts with: the Shared Toolbox of settings.TENANT_DEFAULT_TOOLBOX (newest
+    approved version of each slug, no settings); nothing when the list is empty. A slug with no
+    approved version, or whose skill needs settings, is skipped with a warning alert rather than
+    failing the customer's onboarding over the platform's configuration."""
+    slugs = list(dict.fromkeys(settings.TENANT_DEFAULT_TOOLBOX))
+    if not slugs:
+        return
+    from apps.agents.models import SkillInstallation
+    from apps.agents.resolver import newest_approved
+    from apps.monitoring.services import raise_alert
+
+    skills = newest_approved(slugs)
+    skipped = {slug: "no approved version" for slug in slugs if slug not in skills}
+    rows = []
+    for slug, skill in skills.items():
+        row = SkillInstallation(skill=skill, agent=None, enabled=True, config={})
+        try:
+            row.clean()
+        except ValidationError as exc:
+            skipped[slug] = "; ".join(exc.messages)
+            continue
+        rows.append(row)
+    with tenant_context(tenant):
+        SkillInstallation.objects.bulk_create(rows)
+    record("tenant.defaults_seeded", tenant=tenant, target=tenant,
+           changes={"toolbox": sorted(row.skill.slug for row in rows), "skipped": skipped})
+    if skipped:
+        logger.warning("TENANT_DEFAULT_TOOLBOX entries skipped for %s: %s", tenant.slug, skipped)
+        raise_alert(kind="provisioning.defaults_skipped", severity="warning", dedup_key="provisioning.defaults_skipped",
+                    message=f"TENANT_DEFAULT_TOOLBOX entries not installed (last: {tenant.slug}): "
+                            + ", ".join(f"{slug} ({why})" for slug, why in sorted(skipped.items())))
+
+
+def _create_schema_with_defaults(tenant: Tenant) -> bool:
+    """The schema and its seeded defaults, in the caller's transaction: both or neither."""
+    created = schemas.create_schema(tenant.schema_name)
+    if created:
+        _seed_defaults(tenant)
+    return created
+
+
+def prepare_schema(tenant: Tenant) -> bool:
+    """Provisioning's first step: the schema copied from the template, with the tenant's defaults.
+    Idempotent: False when the schema already exists (its defaults came with it)."""
+    with transaction.atomic():
+        tenant = Tenant.objects.select_for_update().get(pk=tenant.pk)
+        _require_status(tenant, Tenant.Status.PROVISIONING, action="provision")
+        return _create_schema_with_defaults(tenant)
+
+
 def provision(tenant: Tenant, *, actor=None, request=None) -> Tenant:
-    """Create the tenant's schema (idempotent) and mark it active."""
+    """Create the tenant's schema (idempotent) and mark it active.
+
+    The Celery task (apps.tenants.tasks.provision_tenant) calls `prepare_schema` and starts the
+    runtime first; called alone (admin console, seed_demo, tests), it provisions without a runtime.
+    """
+    from apps.monitoring.services import auto_resolve
+
     with transaction.atomic():
         tenant = Tenant.objects.select_for_update().get(pk=tenant.pk)
         if tenant.status == Tenant.Status.ACTIVE:
             return tenant
         _require_status(tenant, Tenant.Status.PROVISIONING, action="provision")
-        schemas.create_schema(tenant.schema_name)
+        _create_schema_with_defaults(tenant)
         before = {"status": tenant.status}
         tenant.status = Tenant.Status.ACTIVE
         tenant.status_reason = ""
         tenant.provisioned_at = timezone.now()
-        return _save_with_audit(tenant, "tenant.provisioned", actor=actor, request=request, before=before,
-                                fields=["status", "status_reason", "provisioned_at"])
+        tenant = _save_with_audit(tenant, "tenant.provisioned", actor=actor, request=request, before=before,
+                                  fields=["status", "status_reason", "provisioned_at"])
+        auto_resolve(f"provisioning.failed:{tenant.pk}")  # an earlier attempt's alert: fixed now
+        return tenant
 
 
 @transaction.atomic
 def mark_failed(tenant: Tenant, *, reason: str, actor=None, request=None) -> Tenant:
     tenant = Tenant.objects.select_for_update().get(pk=tenant.pk)
     _require_status(tenant, Tenant.Status.PROVISIONING, action="fail")
+    from apps.monitoring.services import raise_alert
+
     before = {"status": tenant.status}
     tenant.status, tenant.status_reason = Tenant.Status.FAILED, reason
-    return _save_with_audit(tenant, "tenant.provisioning_failed", actor=actor, request=request, before=before,
-                            fields=["status", "status_reason"])
+    tenant = _save_with_audit(tenant, "tenant.provisioning_failed", actor=actor, request=request, before=before,
+                              fields=["status", "status_reason"])
+    raise_alert(kind="provisioning.failed", severity="critical", tenant=tenant,
+                dedup_key=f"provisioning.failed:{tenant.pk}", message=f"Provisioning of {tenant.slug} failed: {reason}")
+    _sync_runtime_after_commit(tenant)  # a gateway the failed attempt started is stopped
+    return tenant
 
 
 @transaction.atomic
@@ -213,6 +301,7 @@ def suspend(tenant: Tenant, *, reason: str, actor=None, request=None) -> Tenant:
         raise ValidationError({"reason": "a reason is required to suspend a tenant"}, code="required")
     before = {"status": tenant.status}
     tenant.status, tenant.status_reason, tenant.suspended_at = Tenant.Status.SUSPENDED, reason, timezone.now()
+    _sync_runtime_after_commit(tenant)
     return _save_with_audit(tenant, "tenant.suspended", actor=actor, request=request, before=before,
                             fields=["status", "status_reason", "suspended_at"])
 
@@ -223,6 +312,7 @@ def reactivate(tenant: Tenant, *, actor=None, request=None) -> Tenant:
     _require_status(tenant, Tenant.Status.SUSPENDED, action="reactivate")
     before = {"status": tenant.status}
     tenant.status, tenant.status_reason, tenant.suspended_at = Tenant.Status.ACTIVE, "", None
+    _sync_runtime_after_commit(tenant)
     return _save_with_audit(tenant, "tenant.reactivated", actor=actor, request=request, before=before,
                             fields=["status", "status_reason", "suspended_at"])
 
@@ -236,13 +326,18 @@ def decommission(tenant: Tenant, *, actor=None, request=None) -> Tenant:
     now = timezone.now()
     tenant.status, tenant.decommissioned_at = Tenant.Status.DECOMMISSIONED, now
     tenant.purge_after = now + DECOMMISSION_GRACE
+    _sync_runtime_after_commit(tenant)
     return _save_with_audit(tenant, "tenant.decommissioned", actor=actor, request=request, before=before,
                             fields=["status", "decommissioned_at", "purge_after"])
 
 
 @transaction.atomic
 def purge(tenant: Tenant, *, actor=None, request=None, now=None) -> Tenant:
-    """Step two: drop the schema and the tenant's credentials once the grace period is over."""
+    """Step two: drop the schema and the tenant's credentials once the grace period is over.
+
+    The runtime must be gone first (apps.tenants.tasks.purge_tenant removes it, outside any
+    transaction): a purged tenant never leaves a gateway's state or token behind.
+    """
     tenant = Tenant.objects.select_for_update().get(pk=tenant.pk)
     _require_status(tenant, Tenant.Status.DECOMMISSIONED, action="purge")
     now = now or timezone.now()
@@ -251,6 +346,10 @@ def purge(tenant: Tenant, *, actor=None, request=None, now=None) -> Tenant:
     if tenant.purge_after > now:
         raise TenantStateError(f"the grace period runs until {tenant.purge_after:%Y-%m-%d %H:%M} UTC",
                                purge_after=tenant.purge_after.isoformat())
+    runtime = TenantRuntime.objects.filter(tenant=tenant).exclude(state=TenantRuntime.State.REMOVED).first()
+    if runtime is not None:
+        raise TenantStateError("remove the tenant's runtime before purging it (manage.py purge_decommissioned does)",
+                               runtime_state=runtime.state)
     schemas.drop_schema(tenant.schema_name)
     tenant.api_keys.all().delete()
     tenant.invites.all().delete()

@@ -1,0 +1,1 @@
+from tests.ops.fakes import runtime  # noqa: F401 (fixture)

@@ -1,0 +1,259 @@
+"""The ops commands: what they do on success, and a clear CommandError on bad input."""
+
+from __future__ import annotations
+
+import json
+from datetime import timedelta
+from io import StringIO
+from unittest import mock
+
+import pytest
+from django.core.management import call_command
+from django.core.management.base import CommandError
+from django.utils import timezone
+from django_tenants.utils import schema_exists
+
+from apps.tenants import services, tasks
+from apps.tenants.models import Tenant, TenantRuntime
+from apps.tenants.runtime.base import RuntimeFailure
+from tests.api.platform_support import make_sample, make_tenant
+
+
+def run(*args) -> str:
+    out = StringIO()
+    call_command(*args, stdout=out, stderr=StringIO())
+    return out.getvalue()
+
+
+def run_json(*args):
+    return json.loads(run(*args, "--json"))
+
+
+def running(tenant: Tenant) -> Tenant:
+    TenantRuntime.objects.create(tenant=tenant, backend="local", port=19950, gateway_token="t",
+                                 state=TenantRuntime.State.RUNNING)
+    return tenant
+
+
+# --- provision_tenant ----------------------------------------------------------------------------------
+
+
+@pytest.mark.django_db
+def test_provision_tenant_creates_and_provisions(runtime):
+    # Eager Celery (test settings): the queued task runs at once, as a worker would.
+    outcome = run_json("provision_tenant", "--company-name", "Initech", "--admin-email", "it@initech.example",
+                       "--plan", "growth", "--wait")
+    tenant = Tenant.objects.get(slug="initech")
+    assert outcome == {"slug": "initech", "id": str(tenant.pk), "status": "active", "statusReason": "",
+                       "queued": True}
+    assert tenant.plan == "growth" and schema_exists(tenant.schema_name)
+    assert TenantRuntime.objects.get(tenant=tenant).state == "running"
+
+
+@pytest.mark.django_db
+def test_provision_tenant_resumes_a_failed_or_stuck_tenant(runtime):
+    failed = services.create_tenant(company_name="Hooli", admin_email="it@hooli.example")
+    services.mark_failed(failed, reason="gateway timeout")
+    assert "hooli: active" in run("provision_tenant", "hooli", "--inline")
+    stuck = services.create_tenant(company_name="Stuck", admin_email="it@stuck.example")
+    assert run_json("provision_tenant", "stuck", "--inline")["status"] == "active"
+    assert "hooli: active" in run("provision_tenant", "hooli")  # already active: nothing to do
+    assert Tenant.objects.get(pk=stuck.pk).status == "active"
+
+
+@pytest.mark.django_db
+def test_provision_tenant_reports_a_failure_as_an_error(runtime):
+    runtime.fake.failures["ensure_runtime"] = [ValueError("no OpenClaw binary")]
+    with pytest.raises(CommandError, match="provisioning of acme-two failed: provisioning failed: ValueError"):
+        run("provision_tenant", "--company-name", "Acme Two", "--admin-email", "it@acme2.example")
+
+
+@pytest.mark.django_db
+def test_provision_tenant_wait_gives_up_with_a_hint(runtime):
+    tenant = services.create_tenant(company_name="Slowpoke", admin_email="it@slowpoke.example")
+    with mock.patch.object(tasks.provision_tenant, "delay"), \
+            pytest.raises(CommandError, match=r"still provisioning after 0 s: is a Celery worker running"):
+        run("provision_tenant", tenant.slug, "--wait", "--timeout", "0")
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(("args", "message"), [
+    ((), "give the slug of a tenant to resume"),
+    (("no-such-tenant",), "no tenant with slug 'no-such-tenant'"),
+    (("--company-name", "Nameless"), "--admin-email is required"),
+    (("--company-name", "Acme", "--admin-email", "x@acme.example"), "cannot create the tenant: .*already exists"),
+    (("--company-name", "Bad Mail", "--admin-email", "not-an-address"), "admin_email: Enter a valid email"),
+])
+def test_provision_tenant_bad_input(tenant_a, args, message):
+    with pytest.raises(CommandError, match=message):
+        run("provision_tenant", *args)
+
+
+@pytest.mark.django_db
+def test_provision_tenant_refuses_a_suspended_tenant(db):
+    make_tenant(Tenant.Status.SUSPENDED, slug="asleep")
+    with pytest.raises(CommandError, match=r"asleep is suspended: .*reactivate"):
+        run("provision_tenant", "asleep")
+
+
+# --- tenant_status ---------------------------------------------------------------------------------------
+
+
+@pytest.mark.django_db
+def test_tenant_status_shows_status_runtime_and_last_health(tenant_a, tenant_b):
+    running(tenant_a)
+    make_sample(tenant_a, "unhealthy", checked_at=timezone.now() - timedelta(days=1))
+    make_sample(tenant_a, "degraded", checked_at=timezone.now() - timedelta(minutes=2))
+    make_tenant(Tenant.Status.DECOMMISSIONED, slug="gone", purged_at=timezone.now())
+
+    table = run("tenant_status")
+    lines = table.splitlines()
+    assert lines[0].split() == ["SLUG", "STATUS", "RUNTIME", "PORT", "HEALTH", "CHECKED", "ALERTS", "COMPANY"]
+    acme = next(line for line in lines if line.startswith(tenant_a.slug)).split()
+    assert acme[:7] == [tenant_a.slug, "active", "running", "19950", "degraded", "2m", "ago"]
+    globex = next(line for line in lines if line.startswith(tenant_b.slug)).split()
+    assert globex[:5] == [tenant_b.slug, "active", "-", "-", "-"]
+    assert "gone" not in table  # purged tenants only with --all
+
+    rows = {row["slug"]: row for row in run_json("tenant_status", "--all")}
+    assert rows[tenant_a.slug]["runtime"]["state"] == "running"
+    assert rows[tenant_a.slug]["health"]["status"] == "degraded"
+    assert rows[tenant_b.slug]["runtime"] is None and "gone" in rows
+    assert run("tenant_status", "--status", "failed") == "no tenants\n"
+
+
+def test_tenant_status_rejects_an_unknown_status():
+    with pytest.raises(CommandError, match="invalid choice: 'sleeping'"):
+        run("tenant_status", "--status", "sleeping")
+
+
+# --- runtime -------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.django_db
+def test_runtime_start_stop_restart_and_status(tenant_a, runtime):
+    assert "started (state running" in run("runtime", "start", tenant_a.slug)
+    assert run_json("runtime", "stop", tenant_a.slug)["state"] == "stopped"
+    assert run_json("runtime", "restart", tenant_a.slug)["state"] == "running"
+    status = run_json("runtime", "status", tenant_a.slug)
+    assert (status["running"], status["healthy"], status["details"]["serving"]) == (True, True, True)
+    assert [name for name, _ in runtime.calls()] == [
+        "ensure_runtime", "start_runtime", "wait_until_healthy", "stop_runtime", "restart_runtime",
+        "wait_until_healthy", "runtime_status"]
+
+
+@pytest.mark.django_db
+def test_runtime_failures_and_refusals_are_command_errors(tenant_a, runtime):
+    runtime.fake.failures["start_runtime"] = [RuntimeFailure("port 19100 is in use")]
+    with pytest.raises(CommandError, match="start failed for acme: port 19100 is in use"):
+        run("runtime", "start", tenant_a.slug)
+    make_tenant(Tenant.Status.SUSPENDED, slug="asleep")
+    with pytest.raises(CommandError, match="asleep is suspended: only an active tenant's runtime can start"):
+        run("runtime", "start", "asleep")
+    with pytest.raises(CommandError, match="asleep has no runtime"):
+        run("runtime", "stop", "asleep")
+    with pytest.raises(CommandError, match="no tenant with slug 'nobody'"):
+        run("runtime", "restart", "nobody")
+    with pytest.raises(CommandError, match="invalid choice: 'explode'"):
+        run("runtime", "explode", tenant_a.slug)
+
+
+@pytest.mark.django_db
+def test_runtime_logs_reads_the_gateway_log(tenant_a, settings, tmp_path):
+    settings.RUNTIME_DIR = tmp_path
+    running(tenant_a)
+    log = tmp_path / tenant_a.schema_name / "logs" / "openclaw.log"
+    log.parent.mkdir(parents=True)
+    log.write_text("".join(json.dumps({"time": f"12:00:0{n}", "message": f"line {n}",
+                                       "_meta": {"logLevelName": "INFO"}}) + "\n" for n in range(5)))
+    assert run("runtime", "logs", tenant_a.slug, "--tail", "2").splitlines() == [
+        "12:00:03 INFO line 3", "12:00:04 INFO line 4"]
+    with pytest.raises(CommandError, match="--tail must be at least 1"):
+        run("runtime", "logs", tenant_a.slug, "--tail", "0")
+
+
+@pytest.mark.django_db
+def test_runtime_logs_of_a_tenant_without_runtime(tenant_b):
+    with pytest.raises(CommandError, match="has no runtime"):
+        run("runtime", "logs", tenant_b.slug)
+
+
+# --- rerender_configs ----------------------------------------------------------------------------------------
+
+
+@pytest.mark.django_db
+def test_rerender_configs_applies_every_active_tenant(tenant_a, tenant_b, runtime):
+    make_tenant(Tenant.Status.SUSPENDED, slug="asleep")
+    result = run_json("rerender_configs")
+    assert {row["slug"] for row in result["tenants"]} >= {tenant_a.slug, tenant_b.slug}
+    assert "asleep" not in {row["slug"] for row in result["tenants"]}
+    assert set(result["counts"]) == {"reloaded"} and result["dryRun"] is False
+    assert {name for name, _ in runtime.calls()} == {"apply_runtime_config"}
+
+
+@pytest.mark.django_db
+def test_rerender_configs_dry_run_validates_with_openclaws_schema_and_applies_nothing(tenant_a, runtime):
+    output = run("rerender_configs", "--dry-run", "--tenant", tenant_a.slug)
+    assert output.splitlines() == [f"[1/1] {tenant_a.slug}: valid", "1 valid"]
+    assert runtime.calls() == []
+
+
+@pytest.mark.django_db
+def test_rerender_configs_fails_loudly_on_an_invalid_config(tenant_a, runtime):
+    with mock.patch("apps.agents.openclaw.render.validate_config", return_value=["agents/entries: bad key"]), \
+            pytest.raises(CommandError, match=f"config not applied for: {tenant_a.slug}"):
+        run("rerender_configs", "--dry-run", "--tenant", tenant_a.slug)
+    runtime.fake.failures["apply_runtime_config"] = [RuntimeFailure("gateway refused the file")]
+    with pytest.raises(CommandError, match="config not applied for"):
+        run("rerender_configs", "--tenant", tenant_a.slug)
+
+
+@pytest.mark.django_db
+def test_rerender_configs_bad_input(tenant_a):
+    with pytest.raises(CommandError, match="no tenant with slug 'nobody'"):
+        run("rerender_configs", "--tenant", "nobody")
+    make_tenant(Tenant.Status.SUSPENDED, slug="asleep")
+    with pytest.raises(CommandError, match="not active: asleep"):
+        run("rerender_configs", "--tenant", "asleep")
+
+
+# --- purge_decommissioned ------------------------------------------------------------------------------------
+
+
+def decommissioned(name: str, *, days_ago: int) -> Tenant:
+    tenant = services.provision(services.create_tenant(company_name=name, admin_email=f"it@{name.lower()}.example"))
+    tenant = services.decommission(tenant)
+    Tenant.objects.filter(pk=tenant.pk).update(purge_after=timezone.now() - timedelta(days=days_ago))
+    return Tenant.objects.get(pk=tenant.pk)
+
+
+@pytest.mark.django_db
+def test_purge_decommissioned_dry_run_then_purge_only_past_the_grace_period(runtime):
+    due, waiting = decommissioned("Oldco", days_ago=2), decommissioned("Newco", days_ago=-5)
+    running(due)
+
+    dry = run_json("purge_decommissioned", "--dry-run")
+    assert [(row["slug"], row["outcome"]) for row in dry["tenants"]] == [("oldco", "would purge")]
+    assert schema_exists(due.schema_name) and runtime.calls() == []
+
+    assert run("purge_decommissioned").splitlines() == ["[1/1] oldco: purged"]
+    due.refresh_from_db()
+    assert due.purged_at is not None and not schema_exists(due.schema_name)
+    assert runtime.calls() == [("remove_runtime", "oldco")]
+    assert schema_exists(waiting.schema_name) and Tenant.objects.get(pk=waiting.pk).purged_at is None
+    assert run("purge_decommissioned") == "no decommissioned tenant is past its grace period\n"
+
+
+@pytest.mark.django_db
+def test_purge_decommissioned_reports_each_failure_and_exits_non_zero(runtime):
+    due = running(decommissioned("Oldco", days_ago=2))
+    runtime.fake.failures["remove_runtime"] = [RuntimeFailure("disk is read-only")]
+    with pytest.raises(CommandError, match="purging failed for: oldco"):
+        run("purge_decommissioned")
+    assert schema_exists(due.schema_name)
+
+
+@pytest.mark.django_db
+def test_purge_decommissioned_rejects_unknown_options():
+    with pytest.raises(CommandError, match="unrecognized arguments: --all-now"):
+        run("purge_decommissioned", "--all-now")
