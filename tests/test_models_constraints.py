@@ -22,7 +22,7 @@ from apps.audit.models import AuditLog
 from apps.audit.services import record
 from apps.monitoring.models import Alert, ContainerHealth
 from apps.skills.models import AgentRole, Skill
-from apps.tenants.models import Tenant
+from apps.tenants.models import Tenant, TenantRuntime
 from tests.dbtools import accepted, execute, fetchall, fetchone, refused_by
 
 pytestmark = pytest.mark.django_db
@@ -34,6 +34,8 @@ PUBLIC_ENUMS = [
     ("accounts.TeamInvite", "role"),
     ("tenants.Tenant", "status"),
     ("tenants.Tenant", "plan"),
+    ("tenants.TenantRuntime", "state"),
+    ("tenants.TenantRuntime", "backend"),
     ("skills.Skill", "status"),
     ("skills.Skill", "category"),
     ("monitoring.ContainerHealth", "status"),
@@ -81,6 +83,7 @@ def public_rows(tenant_a, member, skill):
             tenant=tenant_a, email="new@acme.example", role="tenant_member", token_hash="h" * 64,
             expires_at=now() + timedelta(days=7)),
         "tenants.Tenant": tenant_a,
+        "tenants.TenantRuntime": TenantRuntime.objects.create(tenant=tenant_a, backend="local", gateway_token="t" * 32),
         "skills.Skill": skill,
         "monitoring.ContainerHealth": ContainerHealth.objects.create(tenant=tenant_a, status="healthy",
                                                                      checked_at=now()),

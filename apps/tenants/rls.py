@@ -23,6 +23,7 @@ TENANT_SCOPED_TABLES = (
     "monitoring_containerhealth",
     "monitoring_alert",  # tenant_id NULL for platform-wide alerts
     "tenants_domain",
+    "tenants_tenantruntime",
 )
 
 # NULL when unset or empty, so an unset tenant matches nothing: the policies fail closed.
