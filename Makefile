@@ -28,12 +28,12 @@ SERVE := $(PY) manage.py migrate_platform -v 0 \
 	&& exec $(VENV)/bin/honcho -f aegis/Procfile -d . -e /dev/null start -p $(PORT)
 
 ## make run: set up everything, load demo data, serve web (HTTP + WebSocket), Celery worker and beat.
-run: venv
+run: venv openclaw
 	@mkdir -p $(DATA_DIR)
 	@$(WITH_SERVICES) sh -c '$(SERVE)'; rc=$$?; [ $$rc -eq 0 ] || [ $$rc -eq 130 ] || [ $$rc -eq 143 ] || exit $$rc
 
 ## make test: set up and run the whole suite, then lint and the deployment checks.
-test: venv
+test: venv openclaw
 	$(WITH_SERVICES) $(MAKE) --no-print-directory pytest lint check
 
 pytest: venv

@@ -99,6 +99,12 @@ _database["ENGINE"] = "django_tenants.postgresql_backend"
 # request runs in its own thread, so kept connections pile up instead of being reused).
 _database["CONN_MAX_AGE"] = env.int("DATABASE_CONN_MAX_AGE", default=0)
 _database["CONN_HEALTH_CHECKS"] = True
+if env.bool("DATABASE_POOL", default=False):
+    _database.setdefault("OPTIONS", {})["pool"] = {
+        "min_size": env.int("DATABASE_POOL_MIN_SIZE", default=2),
+        "max_size": env.int("DATABASE_POOL_MAX_SIZE", default=10),
+        "timeout": env.float("DATABASE_POOL_TIMEOUT", default=10.0),
+    }
 # Lets concurrent test runs on one server use separate test databases.
 _database["TEST"] = {"NAME": env("DATABASE_TEST_NAME", default=None)}
 DATABASES = {"default": _database}
