@@ -40,7 +40,8 @@ PLAN_RESOURCE_LIMITS = {
         "max_agents": 5,
         "max_channels_per_agent": 3,
         "cpus": 1,
-        "memory_mb": 1024,
+        # An OpenClaw gateway's process tree measured 0.95-1.14 GB here: 1 GB would be OOM-killed.
+        "memory_mb": 1536,
         "pids_limit": 256,
         "monthly_token_budget": 5_000_000,
         "network": "bridge",

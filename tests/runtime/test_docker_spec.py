@@ -75,7 +75,7 @@ def test_the_spec_mirrors_an_openclaw_tenant_cell(tenant_a, runtime, settings):
 def test_the_spec_is_a_valid_engine_request(tenant_a, runtime):
     body = engine_request(container_spec(tenant_a, runtime, secrets_env=SECRETS))
     host = body["HostConfig"]
-    assert host["NanoCpus"] == 1_000_000_000 and host["Memory"] == 1024 * 1024 * 1024 and host["PidsLimit"] == 256
+    assert host["NanoCpus"] == 1_000_000_000 and host["Memory"] == 1536 * 1024 * 1024 and host["PidsLimit"] == 256
     assert host["PortBindings"] == {"19321/tcp": [{"HostIp": "127.0.0.1", "HostPort": "19321"}]}
     assert host["ReadonlyRootfs"] is True and host["CapDrop"] == ["ALL"]
     assert host["SecurityOpt"] == ["no-new-privileges:true"] and host["Init"] is True
