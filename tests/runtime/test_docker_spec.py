@@ -54,7 +54,7 @@ def test_the_spec_mirrors_an_openclaw_tenant_cell(tenant_a, runtime, settings):
     assert "tok-docker" not in " ".join(spec["command"])
     # The starter plan's limits (tenant.resource_limits): 1 CPU, 1024 MB, 256 processes.
     assert spec["nano_cpus"] == 1_000_000_000
-    assert spec["mem_limit"] == spec["memswap_limit"] == "1024m"
+    assert spec["mem_limit"] == spec["memswap_limit"] == "1536m"
     assert spec["pids_limit"] == 256
     assert spec["network_mode"] == "bridge" and "network" not in spec
     assert spec["ports"] == {"19321/tcp": ("127.0.0.1", 19321)}  # the host's loopback only
