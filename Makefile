@@ -50,6 +50,7 @@ check: venv
 	  FIELD_ENCRYPTION_KEYS=Y2hlY2stZGVwbG95LW9ubHktMDEyMzQ1Njc4OWFiY2Q= \
 	  ALLOWED_HOSTS=aegis.example.com \
 	  $(WITH_SERVICES) $(PY) manage.py check --deploy --fail-level WARNING
+	$(MAKE) --no-print-directory check-openapi check-types
 
 migrate: venv
 	$(WITH_SERVICES) $(PY) manage.py migrate_platform

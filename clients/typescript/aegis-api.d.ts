@@ -54,7 +54,7 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
-    "/api/v1/agents/{agent_id}/activity": {
+    "/api/v1/agents/{id}/activity": {
         parameters: {
             query?: never;
             header?: never;
@@ -76,7 +76,7 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
-    "/api/v1/agents/{agent_id}/channels": {
+    "/api/v1/agents/{id}/channels": {
         parameters: {
             query?: never;
             header?: never;
@@ -85,7 +85,7 @@ export interface paths {
         };
         /**
          * List an agent's channels
-         * @description Resources under /agents/{agent_id}/: an unknown agent is a 404 before anything else.
+         * @description Resources under /agents/{id}/: an unknown agent is a 404 before anything else.
          *
          *     **Who may call:** `tenant_admin`, `tenant_member`; API keys with `agents:read`. 409 `TENANT_NOT_READY` until the tenant is provisioned.
          */
@@ -104,7 +104,7 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
-    "/api/v1/agents/{agent_id}/channels/{channel_id}": {
+    "/api/v1/agents/{id}/channels/{channelId}": {
         parameters: {
             query?: never;
             header?: never;
@@ -116,7 +116,7 @@ export interface paths {
         post?: never;
         /**
          * Remove a channel
-         * @description Resources under /agents/{agent_id}/: an unknown agent is a 404 before anything else.
+         * @description Resources under /agents/{id}/: an unknown agent is a 404 before anything else.
          *
          *     **Who may call:** `tenant_admin`; API keys with `agents:write`. 409 `TENANT_NOT_READY` until the tenant is provisioned.
          */
@@ -132,7 +132,7 @@ export interface paths {
         patch: operations["agents_channels_partial_update"];
         trace?: never;
     };
-    "/api/v1/agents/{agent_id}/channels/{channel_id}/verify": {
+    "/api/v1/agents/{id}/channels/{channelId}/verify": {
         parameters: {
             query?: never;
             header?: never;
@@ -154,7 +154,7 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
-    "/api/v1/agents/{agent_id}/skills": {
+    "/api/v1/agents/{id}/skills": {
         parameters: {
             query?: never;
             header?: never;
@@ -182,7 +182,7 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
-    "/api/v1/agents/{agent_id}/skills/{skill_id}": {
+    "/api/v1/agents/{id}/skills/{skillId}": {
         parameters: {
             query?: never;
             header?: never;
@@ -203,7 +203,7 @@ export interface paths {
         head?: never;
         /**
          * Change an agent's skill install
-         * @description Resources under /agents/{agent_id}/: an unknown agent is a 404 before anything else.
+         * @description Resources under /agents/{id}/: an unknown agent is a 404 before anything else.
          *
          *     **Who may call:** `tenant_admin`; API keys with `agents:write`. 409 `TENANT_NOT_READY` until the tenant is provisioned.
          */
@@ -380,6 +380,28 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/v1/audit-logs": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * List this tenant's audit log
+         * @description Every change made in this tenant (by its people, its API keys, or the platform acting on it), newest first. Cursor-paginated: pass `pagination.next` back as `?cursor=` (with the same filters) for the next page; it stays stable while new entries arrive.
+         *
+         *     **Who may call:** `tenant_admin`; API keys with `audit:read`.
+         */
+        get: operations["audit_logs_list"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/v1/auth/invites/accept": {
         parameters: {
             query?: never;
@@ -457,7 +479,7 @@ export interface paths {
         };
         /**
          * The signed-in person
-         * @description **Who may call:** `platform_admin`, `tenant_admin`, `tenant_member` (TOTP-verified); no API keys.
+         * @description **Who may call:** `platform_admin` (TOTP-verified), `tenant_admin`, `tenant_member`; no API keys.
          */
         get: operations["auth_me_retrieve"];
         put?: never;
@@ -467,7 +489,7 @@ export interface paths {
         head?: never;
         /**
          * Change the signed-in person's name
-         * @description **Who may call:** `platform_admin`, `tenant_admin`, `tenant_member` (TOTP-verified); no API keys.
+         * @description **Who may call:** `platform_admin` (TOTP-verified), `tenant_admin`, `tenant_member`; no API keys.
          */
         patch: operations["auth_me_partial_update"];
         trace?: never;
@@ -485,7 +507,7 @@ export interface paths {
          * Turn MFA off
          * @description Needs the password and a TOTP `code` or a `recoveryCode`; wrong ones are `VALIDATION_ERROR`s on their field and count toward the lockout. Removes the devices and recovery codes. Platform admins may not turn MFA off (403 `PERMISSION_DENIED`).
          *
-         *     **Who may call:** `platform_admin`, `tenant_admin`, `tenant_member` (TOTP-verified); no API keys.
+         *     **Who may call:** `platform_admin` (TOTP-verified), `tenant_admin`, `tenant_member`; no API keys.
          */
         post: operations["auth_mfa_disable_create"];
         delete?: never;
@@ -507,7 +529,7 @@ export interface paths {
          * Turn MFA on with a code from the new device
          * @description Confirms the device from mfa/setup (a wrong code is a `VALIDATION_ERROR` on `code`). Returns ten recovery codes, shown only now. Sign-ins ask for a code from then on; this session is unchanged.
          *
-         *     **Who may call:** `platform_admin`, `tenant_admin`, `tenant_member` (TOTP-verified); no API keys.
+         *     **Who may call:** `platform_admin` (TOTP-verified), `tenant_admin`, `tenant_member`; no API keys.
          */
         post: operations["auth_mfa_enable_create"];
         delete?: never;
@@ -529,7 +551,7 @@ export interface paths {
          * Replace the recovery codes
          * @description Needs a TOTP code (a wrong one is a `VALIDATION_ERROR` on `code` and counts toward the lockout). Every earlier recovery code stops working; the new ones are shown only now.
          *
-         *     **Who may call:** `platform_admin`, `tenant_admin`, `tenant_member` (TOTP-verified); no API keys.
+         *     **Who may call:** `platform_admin` (TOTP-verified), `tenant_admin`, `tenant_member`; no API keys.
          */
         post: operations["auth_mfa_recovery_codes_create"];
         delete?: never;
@@ -551,7 +573,7 @@ export interface paths {
          * Start MFA setup: a new TOTP secret
          * @description Creates an unconfirmed TOTP device (replacing an earlier unconfirmed one) and returns its otpauth URI and the same as an SVG QR code: the only time the secret leaves the server. Confirm with POST /api/v1/auth/mfa/enable.
          *
-         *     **Who may call:** `platform_admin`, `tenant_admin`, `tenant_member` (TOTP-verified); no API keys.
+         *     **Who may call:** `platform_admin` (TOTP-verified), `tenant_admin`, `tenant_member`; no API keys.
          */
         post: operations["auth_mfa_setup_create"];
         delete?: never;
@@ -595,7 +617,7 @@ export interface paths {
          * Change the password
          * @description Needs the current password (a wrong one is a `VALIDATION_ERROR` on `currentPassword` and counts toward the lockout). The new one must pass the password validators (`VALIDATION_ERROR` on `newPassword`). Every other session is ended; this one stays.
          *
-         *     **Who may call:** `platform_admin`, `tenant_admin`, `tenant_member` (TOTP-verified); no API keys.
+         *     **Who may call:** `platform_admin` (TOTP-verified), `tenant_admin`, `tenant_member`; no API keys.
          */
         post: operations["auth_password_change_create"];
         delete?: never;
@@ -670,6 +692,584 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/v1/dashboard": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Tenant dashboard
+         * @description Agents by status; messages received and sent today (since 00:00 UTC, from the hourly metrics rollups); channels, and how many are connected; the newest health sample of the tenant's runtime; this tenant's open alerts. Computed on each request, in a fixed number of queries.
+         *
+         *     **Who may call:** `tenant_admin`, `tenant_member`; API keys with `tenant:read`. 409 `TENANT_NOT_READY` until the tenant is provisioned.
+         */
+        get: operations["dashboard_retrieve"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/platform/alerts": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * List alerts
+         * @description All tenants' alerts and platform-wide ones, newest first by default.
+         *
+         *     **Who may call:** `platform_admin` (TOTP-verified); no API keys.
+         */
+        get: operations["platform_alerts_list"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/platform/alerts/{id}/acknowledge": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Acknowledge an alert
+         * @description open -> acknowledged: someone is on it. Anything else gives 409 INVALID_STATE.
+         *
+         *     **Who may call:** `platform_admin` (TOTP-verified); no API keys.
+         */
+        post: operations["platform_alerts_acknowledge_create"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/platform/alerts/{id}/resolve": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Resolve an alert
+         * @description open or acknowledged -> resolved; its dedup key is free again, so a recurrence opens a new alert. A resolved alert gives 409 INVALID_STATE.
+         *
+         *     **Who may call:** `platform_admin` (TOTP-verified); no API keys.
+         */
+        post: operations["platform_alerts_resolve_create"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/platform/audit-logs": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * List audit log entries across all tenants
+         * @description Newest first, cursor-paginated: follow `pagination.next` (`?cursor=`) with the same filters. Filters combine: `tenant`, `actor` (a user's id), `action` (exact), `from`/`to` (createdAt).
+         *
+         *     **Who may call:** `platform_admin` (TOTP-verified); no API keys.
+         */
+        get: operations["platform_audit_logs_list"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/platform/dashboard": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Platform dashboard
+         * @description The counts a platform admin looks at first: tenants by status and by plan, agents across every active or suspended tenant's schema (one query over all of them), open and acknowledged alerts, and tenant runtimes by their newest health sample. Computed on each request, in a fixed number of queries whatever the number of tenants.
+         *
+         *     **Who may call:** `platform_admin` (TOTP-verified); no API keys.
+         */
+        get: operations["platform_dashboard_retrieve"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/platform/health": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Fleet health: each tenant runtime's newest sample
+         * @description One row per tenant that has reported at least once: its newest health sample (one probe of the (tenant, checkedAt) index per tenant). Tenants with no sample yet are not listed; the dashboard counts them as `unknown`. `status` filters on that newest sample.
+         *
+         *     **Who may call:** `platform_admin` (TOTP-verified); no API keys.
+         */
+        get: operations["platform_health_list"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/platform/roles": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * List the role catalog
+         * @description The platform's agent roles with their default skills and settings, by key.
+         *
+         *     **Who may call:** `platform_admin` (TOTP-verified); no API keys.
+         */
+        get: operations["platform_roles_list"];
+        put?: never;
+        /**
+         * Add a role to the catalog
+         * @description `defaultSkills` must name marketplace skills (by slug); `defaultSettings` is checked against its JSON Schema. A key in use gives 409 CONFLICT.
+         *
+         *     **Who may call:** `platform_admin` (TOTP-verified); no API keys.
+         */
+        post: operations["platform_roles_create"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/platform/roles/{key}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        /**
+         * Change a role
+         * @description Name, description, `defaultSkills` (replaced as a list) or `defaultSettings` (replaced as an object); the key never changes. Agents of this role in every tenant follow the new defaults unless their tenant overrides them.
+         *
+         *     **Who may call:** `platform_admin` (TOTP-verified); no API keys.
+         */
+        patch: operations["platform_roles_partial_update"];
+        trace?: never;
+    };
+    "/api/v1/platform/skills/{id}/approve": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Approve a skill version
+         * @description pending -> approved: tenants can install it from now on.
+         *
+         *     **Who may call:** `platform_admin` (TOTP-verified); no API keys.
+         */
+        post: operations["platform_skills_approve_create"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/platform/skills/{id}/reject": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Reject a skill version
+         * @description pending -> rejected, with the reason the author will see (required).
+         *
+         *     **Who may call:** `platform_admin` (TOTP-verified); no API keys.
+         */
+        post: operations["platform_skills_reject_create"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/platform/skills/review": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * The skill review queue
+         * @description Pending skill versions, oldest first (first come, first reviewed).
+         *
+         *     **Who may call:** `platform_admin` (TOTP-verified); no API keys.
+         */
+        get: operations["platform_skills_review_list"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/platform/tenants": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * List tenants
+         * @description Every tenant, decommissioned ones included (filter by `status`).
+         *
+         *     **Who may call:** `platform_admin` (TOTP-verified); no API keys.
+         */
+        get: operations["platform_tenants_list"];
+        put?: never;
+        /**
+         * Create a tenant
+         * @description Records the tenant in `provisioning` and answers 202 at once; a background task then builds its schema and runtime, and the tenant becomes `active` (or `failed`, with `statusReason`: retry with POST .../retry-provisioning). Poll GET .../{id} (the `Location` header). `resourceLimits` overrides the plan's default limits key by key. A company name (any case), slug or domain already in use gives 409 CONFLICT (`details.field`).
+         *
+         *     **Who may call:** `platform_admin` (TOTP-verified); no API keys.
+         */
+        post: operations["platform_tenants_create"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/platform/tenants/{id}/health": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * List a tenant's runtime health samples
+         * @description Newest first, cursor-paginated (`pagination.next`); `from`/`to` narrow the check time.
+         *
+         *     **Who may call:** `platform_admin` (TOTP-verified); no API keys.
+         */
+        get: operations["platform_tenants_health_list"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/platform/tenants/{id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Get a tenant
+         * @description **Who may call:** `platform_admin` (TOTP-verified); no API keys.
+         */
+        get: operations["platform_tenants_retrieve"];
+        put?: never;
+        post?: never;
+        /**
+         * Decommission a tenant
+         * @description Step one of deletion, never an instant drop: the tenant stops being served (its users' calls get 403 TENANT_DECOMMISSIONED) and its data is kept until `purgeAfter` (the grace period, TENANT_DECOMMISSION_GRACE_DAYS), when an operator's purge drops the schema. Answers 202 with the tenant in `decommissioned`. Allowed from active, suspended and failed.
+         *
+         *     **Who may call:** `platform_admin` (TOTP-verified); no API keys.
+         */
+        delete: operations["platform_tenants_destroy"];
+        options?: never;
+        head?: never;
+        /**
+         * Change a tenant's settings
+         * @description Only the fields sent change; the audit entry lists each changed field before and after. `modelDefaults` and `resourceLimits` are JSON merge patches (RFC 7386: `null` removes a key). A new `plan` resets `resourceLimits` to that plan's defaults before applying any `resourceLimits` sent. The slug (and so the schema) never changes. A decommissioned tenant cannot be changed (409 INVALID_STATE); a company name in use gives 409 CONFLICT.
+         *
+         *     **Who may call:** `platform_admin` (TOTP-verified); no API keys.
+         */
+        patch: operations["platform_tenants_partial_update"];
+        trace?: never;
+    };
+    "/api/v1/platform/tenants/{id}/reactivate": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Reactivate a suspended tenant
+         * @description suspended -> active.
+         *
+         *     **Who may call:** `platform_admin` (TOTP-verified); no API keys.
+         */
+        post: operations["platform_tenants_reactivate_create"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/platform/tenants/{id}/retry-provisioning": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Retry a failed provisioning
+         * @description failed -> provisioning, and the background provisioning runs again; answers 202 like creation does.
+         *
+         *     **Who may call:** `platform_admin` (TOTP-verified); no API keys.
+         */
+        post: operations["platform_tenants_retry_provisioning_create"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/platform/tenants/{id}/suspend": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Suspend a tenant
+         * @description active -> suspended. The tenant's users and API keys are refused at once with 403 TENANT_SUSPENDED, whose `details.reason` is the reason given here.
+         *
+         *     **Who may call:** `platform_admin` (TOTP-verified); no API keys.
+         */
+        post: operations["platform_tenants_suspend_create"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/platform/tenants/{id}/usage": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Get a tenant's usage against its limits
+         * @description This calendar month (UTC) of the tenant's agent metrics (daily rollups): tokens, messages, errors and cost, with the agents it has now, against `resourceLimits` (`maxAgents`, `monthlyTokenBudget`). Read from the tenant's own schema, so a tenant that has none gives 409: TENANT_NOT_READY while provisioning (or failed), INVALID_STATE once purged.
+         *
+         *     **Who may call:** `platform_admin` (TOTP-verified); no API keys.
+         */
+        get: operations["platform_tenants_usage_retrieve"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/roles": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * List roles with this tenant's overrides
+         * @description Layer 2: each role of the platform's catalog with its defaults (`platform`), this tenant's override (`override`, null when none) and what agents of the role get (`effective`: the override's skill list replaces the platform's unless null; its settings win key by key).
+         *
+         *     **Who may call:** `tenant_admin`, `tenant_member`; API keys with `tenant:read`. 409 `TENANT_NOT_READY` until the tenant is provisioned.
+         */
+        get: operations["roles_list"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/roles/{key}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        /**
+         * Override a role's defaults for this tenant
+         * @description Only the fields sent change. `defaultSkills`: slugs of approved skills (errors name the index, `defaultSkills.1`), or null to inherit the platform's list. `defaultSettings`: an object valid against the role settings' JSON Schema, or null (or {}) to inherit the platform's. An override that inherits everything is removed. Audited (`role_override.updated` / `role_override.cleared`); reconfigures the tenant's runtime.
+         *
+         *     **Who may call:** `tenant_admin`; API keys with `tenant:write`. 409 `TENANT_NOT_READY` until the tenant is provisioned.
+         */
+        patch: operations["roles_partial_update"];
+        trace?: never;
+    };
+    "/api/v1/skills": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Browse the skill marketplace
+         * @description Approved skills, one entry per slug: its newest approved version by semantic-version precedence (older approved versions are listed in a skill's `versions` and readable by id). `search` ranks by relevance (name weighs more than description).
+         *
+         *     **Who may call:** `tenant_admin`, `tenant_member`; API keys with `skills:read`.
+         */
+        get: operations["skills_list"];
+        put?: never;
+        /**
+         * Submit a skill for review
+         * @description Submits a new skill, or a new version of one this tenant publishes, as `pending`; a platform admin approves or rejects it. `configuration` must be a JSON Schema (2020-12) describing an object; `capabilities` follows the capabilities schema. The submitter is the author (for an API key, the person who created the key).
+         *
+         *     **Who may call:** `tenant_admin`; API keys with `skills:write`.
+         */
+        post: operations["skills_create"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/skills/{id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Get a skill version
+         * @description Any approved version, or one of the caller's own submissions in any status (with the reviewer's note). Another tenant's pending or rejected submission is not found.
+         *
+         *     **Who may call:** `tenant_admin`, `tenant_member`; API keys with `skills:read`.
+         */
+        get: operations["skills_retrieve"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/skills/categories": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * List skill categories
+         * @description Every category with the number of approved skills in it, counted as the marketplace list shows them (one per slug). Not paginated: the set of categories is fixed and small.
+         *
+         *     **Who may call:** `tenant_admin`, `tenant_member`; API keys with `skills:read`.
+         */
+        get: operations["skills_categories_retrieve"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/skills/mine": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * List my skill submissions
+         * @description Every skill version the caller submitted, in any status, with the reviewer's note. For an API key: the submissions of the person who created it.
+         *
+         *     **Who may call:** `tenant_admin`, `tenant_member`; API keys with `skills:read`.
+         */
+        get: operations["skills_mine_list"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/v1/team": {
         parameters: {
             query?: never;
@@ -679,11 +1279,7 @@ export interface paths {
         };
         /**
          * List team members
-         * @description Fail-closed tenant scoping for public-schema tables that carry `tenant_id`.
-         *
-         *     Subclasses implement `scoped_queryset()`; `get_queryset` (which they may not override)
-         *     always narrows it to the tenant bound to the request's credential. Another tenant's id
-         *     therefore gives 404, never data. Tenant-schema models are isolated by the schema itself.
+         * @description The tenant's members with their role, status and inviter; search by name or e-mail, filter by role and status.
          *
          *     **Who may call:** `tenant_admin`, `tenant_member`; API keys with `team:read`.
          */
@@ -705,11 +1301,7 @@ export interface paths {
         };
         /**
          * Get a team member
-         * @description Fail-closed tenant scoping for public-schema tables that carry `tenant_id`.
-         *
-         *     Subclasses implement `scoped_queryset()`; `get_queryset` (which they may not override)
-         *     always narrows it to the tenant bound to the request's credential. Another tenant's id
-         *     therefore gives 404, never data. Tenant-schema models are isolated by the schema itself.
+         * @description One member of the tenant.
          *
          *     **Who may call:** `tenant_admin`, `tenant_member`; API keys with `team:read`.
          */
@@ -743,11 +1335,7 @@ export interface paths {
         };
         /**
          * List invitations
-         * @description Fail-closed tenant scoping for public-schema tables that carry `tenant_id`.
-         *
-         *     Subclasses implement `scoped_queryset()`; `get_queryset` (which they may not override)
-         *     always narrows it to the tenant bound to the request's credential. Another tenant's id
-         *     therefore gives 404, never data. Tenant-schema models are isolated by the schema itself.
+         * @description Every invitation of the tenant, newest first; `status` is pending, accepted, revoked or expired (an expired invite replaced by a new one shows as revoked).
          *
          *     **Who may call:** `tenant_admin`; API keys with `team:read`.
          */
@@ -804,6 +1392,82 @@ export interface paths {
          *     **Who may call:** `tenant_admin`; API keys with `team:write`.
          */
         post: operations["team_invites_resend_create"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/tenant": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Get the tenant's profile
+         * @description **Who may call:** `tenant_admin`, `tenant_member`; API keys with `tenant:read`.
+         */
+        get: operations["tenant_retrieve"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        /**
+         * Change the tenant's profile
+         * @description `companyName`, `industry`, `expectedAgentCount` and `modelDefaults` (a JSON merge patch, validated against its JSON Schema); only the fields sent change and the audit entry lists each one before and after. A `modelDefaults` change reconfigures the tenant's runtime. `plan`, `resourceLimits`, `status`, `statusReason`, `slug` and `adminEmail` belong to the platform: sending one gives 403 PERMISSION_DENIED with `details.fields` naming them. A company name in use by another tenant gives 409 CONFLICT.
+         *
+         *     **Who may call:** `tenant_admin`; API keys with `tenant:write`.
+         */
+        patch: operations["tenant_partial_update"];
+        trace?: never;
+    };
+    "/api/v1/tenant/usage": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Get the tenant's usage against its limits
+         * @description This calendar month (UTC), from the daily metrics rollups: tokens in and out against `resourceLimits.monthlyTokenBudget`, messages, errors and cost; the agents it has now against `maxAgents`; its channels, and its fullest agent against `maxChannelsPerAgent`. The same computation as the platform's GET platform/tenants/{id}/usage.
+         *
+         *     **Who may call:** `tenant_admin`, `tenant_member`; API keys with `tenant:read`. 409 `TENANT_NOT_READY` until the tenant is provisioned.
+         */
+        get: operations["tenant_usage_retrieve"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/toolbox": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Get the Shared Toolbox
+         * @description Layer 1 of every agent's configuration: the skills this tenant enables for all its agents, with their settings. Agents may switch one off or override its settings (their own skill installs); GET agents/{id}/config shows the result.
+         *
+         *     **Who may call:** `tenant_admin`, `tenant_member`; API keys with `skills:read`. 409 `TENANT_NOT_READY` until the tenant is provisioned.
+         */
+        get: operations["toolbox_retrieve"];
+        /**
+         * Replace the Shared Toolbox
+         * @description Sets the whole toolbox in one transaction: listed skills are added or changed, the others removed. Only approved skills, one version per skill; each `config` is validated against its skill's JSON Schema. Errors name the entry: `skills.2.skillId`, `skills.2.config` (400). An entry whose new settings would make an agent's own settings of that skill invalid (agents' settings merge over the toolbox's) is refused the same way, naming the agent. A replacement that changes nothing writes nothing; any other is audited (`toolbox.updated`, the skill slugs before and after) and reconfigures the tenant's runtime. At most 200 skills.
+         *
+         *     **Who may call:** `tenant_admin`; API keys with `skills:write`. 409 `TENANT_NOT_READY` until the tenant is provisioned.
+         */
+        put: operations["toolbox_update"];
+        post?: never;
         delete?: never;
         options?: never;
         head?: never;
@@ -926,6 +1590,12 @@ export interface components {
             readonly key: string;
             readonly name: string;
         };
+        AgentStatusCounts: {
+            draft: number;
+            active: number;
+            paused: number;
+            error: number;
+        };
         /**
          * @description * `draft` - Draft
          *     * `active` - Active
@@ -934,6 +1604,18 @@ export interface components {
          * @enum {string}
          */
         AgentStatusEnum: "draft" | "active" | "paused" | "error";
+        AlertSeverityCounts: {
+            info: number;
+            warning: number;
+            critical: number;
+        };
+        /**
+         * @description * `open` - Open
+         *     * `acknowledged` - Acknowledged
+         *     * `resolved` - Resolved
+         * @enum {string}
+         */
+        AlertStatusEnum: "open" | "acknowledged" | "resolved";
         ApiKey: {
             /** Format: uuid */
             readonly id: string;
@@ -990,6 +1672,50 @@ export interface components {
          * @enum {string}
          */
         ApiKeyStatusEnum: "active" | "revoked" | "expired";
+        AuditActor: {
+            /**
+             * @description `system`: the platform itself (a task, a command).
+             *
+             *     * `user` - user
+             *     * `api_key` - api_key
+             *     * `system` - system
+             */
+            type: components["schemas"]["AuditActorTypeEnum"];
+            /**
+             * Format: uuid
+             * @description The user's or API key's id; null for the system, or once the actor has been deleted.
+             */
+            id: string | null;
+            /** @description E-mail or `api-key:<prefix>`, kept when the actor is deleted. */
+            label: string;
+        };
+        /**
+         * @description * `user` - user
+         *     * `api_key` - api_key
+         *     * `system` - system
+         * @enum {string}
+         */
+        AuditActorTypeEnum: "user" | "api_key" | "system";
+        Category: {
+            /**
+             * @description The value `?category=` takes.
+             *
+             *     * `productivity` - Productivity
+             *     * `communication` - Communication
+             *     * `sales` - Sales
+             *     * `support` - Support
+             *     * `engineering` - Engineering
+             *     * `data` - Data
+             *     * `operations` - Operations
+             *     * `security` - Security
+             *     * `other` - Other
+             */
+            category: components["schemas"]["CategoryEnum"];
+            /** @description A display name. */
+            label: string;
+            /** @description Approved skills in it, counted as the list shows them (one per slug). */
+            count: number;
+        };
         /**
          * @description * `productivity` - Productivity
          *     * `communication` - Communication
@@ -1003,17 +1729,33 @@ export interface components {
          * @enum {string}
          */
         CategoryEnum: "productivity" | "communication" | "sales" | "support" | "engineering" | "data" | "operations" | "security" | "other";
+        CategoryList: {
+            /** @description Every category, with zero counts included, in a fixed order. */
+            data: components["schemas"]["Category"][];
+        };
         Channel: {
             /** Format: uuid */
             readonly id: string;
             /** Format: uuid */
             readonly agentId: string;
-            readonly type: components["schemas"]["TypeEnum"];
+            readonly type: components["schemas"]["ChannelTypeEnum"];
             readonly name: string;
             readonly enabled: boolean;
+            /**
+             * @description pending until verified; connected or error after a verification; disabled.
+             *
+             *     * `pending` - Pending
+             *     * `connected` - Connected
+             *     * `error` - Error
+             *     * `disabled` - Disabled
+             */
             readonly status: components["schemas"]["ChannelStatusEnum"];
+            /** @description Why the last verification failed (never contains a secret). */
             readonly lastError: string;
-            /** Format: date-time */
+            /**
+             * Format: date-time
+             * @description When the current secrets last passed verification; null if never.
+             */
             readonly verifiedAt: string | null;
             /** @description Settings of the channel's type (keys camelCase). */
             readonly config: {
@@ -1048,7 +1790,7 @@ export interface components {
         };
         /** @description Refuses fields it does not know: a misspelt or read-only field is an error, not a no-op. */
         ChannelCreateRequest: {
-            type: components["schemas"]["TypeEnum"];
+            type: components["schemas"]["ChannelTypeEnum"];
             name: string;
             /** @description Settings of the channel's type (keys camelCase). */
             config?: {
@@ -1086,9 +1828,24 @@ export interface components {
         ChannelSummary: {
             /** Format: uuid */
             readonly id: string;
-            readonly type: components["schemas"]["TypeEnum"];
+            readonly type: components["schemas"]["ChannelTypeEnum"];
             readonly name: string;
             readonly status: components["schemas"]["ChannelStatusEnum"];
+        };
+        /**
+         * @description * `slack` - Slack
+         *     * `telegram` - Telegram
+         *     * `web` - Web
+         * @enum {string}
+         */
+        ChannelTypeEnum: "slack" | "telegram" | "web";
+        ChannelUsage: {
+            /** @description Channels of all agents. */
+            total: number;
+            /** @description Channels whose last verification succeeded. */
+            connected: number;
+            /** @description The most channels any one agent has, against resourceLimits.maxChannelsPerAgent. */
+            busiestAgent: components["schemas"]["Meter"];
         };
         CursorPaginatedActivityList: {
             data: components["schemas"]["Activity"][];
@@ -1097,6 +1854,82 @@ export interface components {
                 pageSize: number;
             };
         };
+        CursorPaginatedPlatformAuditLogList: {
+            data: components["schemas"]["PlatformAuditLog"][];
+            pagination: {
+                next: string | null;
+                pageSize: number;
+            };
+        };
+        CursorPaginatedPlatformHealthSampleList: {
+            data: components["schemas"]["PlatformHealthSample"][];
+            pagination: {
+                next: string | null;
+                pageSize: number;
+            };
+        };
+        CursorPaginatedTenantAuditLogList: {
+            data: components["schemas"]["TenantAuditLog"][];
+            pagination: {
+                next: string | null;
+                pageSize: number;
+            };
+        };
+        DashboardAgentCounts: {
+            total: number;
+            byStatus: components["schemas"]["AgentStatusCounts"];
+        };
+        /** @description Agents in the schemas of active and suspended tenants. */
+        DashboardAgents: {
+            total: number;
+            byStatus: components["schemas"]["AgentStatusCounts"];
+        };
+        DashboardAlerts: {
+            /** @description Alerts nobody has acknowledged yet. */
+            open: number;
+            /** @description Acknowledged, not yet resolved. */
+            acknowledged: number;
+            openBySeverity: components["schemas"]["AlertSeverityCounts"];
+        };
+        DashboardAlertsCount: {
+            /** @description This tenant's alerts nobody has acknowledged yet. */
+            open: number;
+            openBySeverity: components["schemas"]["AlertSeverityCounts"];
+        };
+        DashboardChannels: {
+            total: number;
+            connected: number;
+        };
+        DashboardMessages: {
+            /** @description Messages received and sent since `since`, from the hourly metrics rollups (they may lag the live activity feed slightly). */
+            today: number;
+            /**
+             * Format: date-time
+             * @description 00:00 UTC today.
+             */
+            since: string;
+        };
+        /** @description Runtimes of active tenants, by the status of their newest health sample. */
+        DashboardRuntimes: {
+            /** @description Active tenants (one runtime each). */
+            total: number;
+            /** @description Newest sample unhealthy or unreachable. */
+            unhealthy: number;
+            /** @description No health sample yet. */
+            unknown: number;
+            byStatus: components["schemas"]["RuntimeStatusCounts"];
+        };
+        DashboardTenants: {
+            total: number;
+            byStatus: components["schemas"]["TenantStatusCounts"];
+            byPlan: components["schemas"]["TenantPlanCounts"];
+        };
+        /**
+         * @description * `platform` - platform
+         *     * `tenant` - tenant
+         * @enum {string}
+         */
+        DefaultSkillsSourceEnum: "platform" | "tenant";
         EffectiveConfig: {
             /** @description The agent's key: its id in the OpenClaw runtime. */
             agentId: string;
@@ -1135,6 +1968,22 @@ export interface components {
             fallbacks: string[];
             /** @description Where the tier's model came from: tenant (modelDefaults) or platform. */
             source: string;
+        };
+        EffectiveRoleDefaults: {
+            /** @description Skill slugs. */
+            defaultSkills: string[];
+            defaultSettings: components["schemas"]["RoleDefaultSettings"];
+            /**
+             * @description Whose list applies.
+             *
+             *     * `platform` - platform
+             *     * `tenant` - tenant
+             */
+            defaultSkillsSource: components["schemas"]["DefaultSkillsSourceEnum"];
+            /** @description What agents of the role get: the newest approved version of each default skill. */
+            skills: components["schemas"]["ResolvedRoleSkill"][];
+            /** @description Default skills with no approved version: agents get none. */
+            unavailableSkills: string[];
         };
         ErrorBody: {
             /**
@@ -1215,6 +2064,14 @@ export interface components {
         ErrorResponse: {
             error: components["schemas"]["ErrorBody"];
         };
+        /**
+         * @description * `healthy` - Healthy
+         *     * `degraded` - Degraded
+         *     * `unhealthy` - Unhealthy
+         *     * `unreachable` - Unreachable
+         * @enum {string}
+         */
+        HealthStatusEnum: "healthy" | "degraded" | "unhealthy" | "unreachable";
         InstallSummary: {
             /** Format: uuid */
             readonly skillId: string;
@@ -1311,6 +2168,15 @@ export interface components {
          * @enum {string}
          */
         MemberStatusEnum: "active" | "suspended";
+        Meter: {
+            used: number;
+            /** @description null: no limit set. */
+            limit: number | null;
+            /** @description limit - used, never below 0; null: no limit. */
+            remaining: number | null;
+            /** @description used is above the limit. */
+            exceeded: boolean;
+        };
         Metrics: {
             /** Format: uuid */
             agentId: string;
@@ -1388,6 +2254,20 @@ export interface components {
             /** @description One of the recovery codes (each works once). */
             recoveryCode?: string;
         };
+        /** @description The tenant's model choices; what is missing falls back to the platform's defaults. */
+        ModelDefaults: {
+            /** @description Concrete model of each model tier. */
+            tiers?: components["schemas"]["ModelTiers"];
+            /** @description `provider/model` refs tried in order when the primary fails. */
+            fallbacks?: string[];
+            thinkingDefault?: components["schemas"]["ThinkingModeEnum"];
+        };
+        /** @description A JSON merge patch (RFC 7386): keys given replace, `null` removes, the rest stays. */
+        ModelDefaultsPatchRequest: {
+            tiers?: components["schemas"]["ModelTiersPatchRequest"] | null;
+            fallbacks?: string[] | null;
+            thinkingDefault?: (components["schemas"]["ThinkingModeEnum"] | components["schemas"]["NullEnum"]) | null;
+        };
         /**
          * @description * `fast` - Fast
          *     * `balanced` - Balanced
@@ -1395,6 +2275,55 @@ export interface components {
          * @enum {string}
          */
         ModelTierEnum: "fast" | "balanced" | "powerful";
+        ModelTiers: {
+            /** @description `provider/model`, e.g. `anthropic/claude-haiku-4-5`. */
+            fast?: string;
+            /** @description `provider/model`. */
+            balanced?: string;
+            /** @description `provider/model`. */
+            powerful?: string;
+        };
+        /** @description Refuses fields it does not know: a misspelt or read-only field is an error, not a no-op. */
+        ModelTiersPatchRequest: {
+            fast?: string | null;
+            balanced?: string | null;
+            powerful?: string | null;
+        };
+        /** @description One of the caller's submissions, with the review outcome. */
+        MySubmission: {
+            /** Format: uuid */
+            readonly id: string;
+            readonly slug: string;
+            readonly name: string;
+            readonly version: string;
+            readonly category: components["schemas"]["CategoryEnum"];
+            readonly description: string;
+            readonly capabilities: {
+                permissions?: string[];
+                tools?: string[];
+                network?: boolean;
+                requires_secrets?: string[];
+            };
+            readonly status: components["schemas"]["SkillStatusEnum"];
+            /** @description Whether the caller submitted this skill. */
+            readonly mine: boolean;
+            /** Format: date-time */
+            readonly createdAt: string;
+            /**
+             * Format: date-time
+             * @description When it was approved (or rejected); null while pending.
+             */
+            readonly reviewedAt: string | null;
+            readonly reviewNote: string;
+            /** Format: date-time */
+            readonly updatedAt: string;
+        };
+        /**
+         * @description * `bridge` - bridge
+         *     * `internal` - internal
+         * @enum {string}
+         */
+        NetworkEnum: "bridge" | "internal";
         /** @enum {unknown} */
         NullEnum: null;
         PaginatedAgentList: {
@@ -1433,6 +2362,60 @@ export interface components {
                 totalPages: number;
             };
         };
+        PaginatedMySubmissionList: {
+            data: components["schemas"]["MySubmission"][];
+            pagination: {
+                page: number;
+                pageSize: number;
+                total: number;
+                totalPages: number;
+            };
+        };
+        PaginatedPlatformAlertList: {
+            data: components["schemas"]["PlatformAlert"][];
+            pagination: {
+                page: number;
+                pageSize: number;
+                total: number;
+                totalPages: number;
+            };
+        };
+        PaginatedPlatformFleetHealthList: {
+            data: components["schemas"]["PlatformFleetHealth"][];
+            pagination: {
+                page: number;
+                pageSize: number;
+                total: number;
+                totalPages: number;
+            };
+        };
+        PaginatedPlatformRoleList: {
+            data: components["schemas"]["PlatformRole"][];
+            pagination: {
+                page: number;
+                pageSize: number;
+                total: number;
+                totalPages: number;
+            };
+        };
+        PaginatedPlatformSkillList: {
+            data: components["schemas"]["PlatformSkill"][];
+            pagination: {
+                page: number;
+                pageSize: number;
+                total: number;
+                totalPages: number;
+            };
+        };
+        PaginatedPlatformTenantList: {
+            data: components["schemas"]["PlatformTenant"][];
+            pagination: {
+                page: number;
+                pageSize: number;
+                total: number;
+                totalPages: number;
+            };
+        };
         PaginatedSkillInstallationList: {
             data: components["schemas"]["SkillInstallation"][];
             pagination: {
@@ -1442,8 +2425,26 @@ export interface components {
                 totalPages: number;
             };
         };
+        PaginatedSkillList: {
+            data: components["schemas"]["Skill"][];
+            pagination: {
+                page: number;
+                pageSize: number;
+                total: number;
+                totalPages: number;
+            };
+        };
         PaginatedTeamMemberList: {
             data: components["schemas"]["TeamMember"][];
+            pagination: {
+                page: number;
+                pageSize: number;
+                total: number;
+                totalPages: number;
+            };
+        };
+        PaginatedTenantRoleList: {
+            data: components["schemas"]["TenantRole"][];
             pagination: {
                 page: number;
                 pageSize: number;
@@ -1519,9 +2520,45 @@ export interface components {
                 [key: string]: string | null;
             };
         };
+        /** @description Refuses fields it does not know: a misspelt or read-only field is an error, not a no-op. */
+        PatchedPlatformRoleUpdateRequest: {
+            name?: string;
+            description?: string;
+            /** @description Replaces the list. */
+            defaultSkills?: string[];
+            /** @description Replaces the object. */
+            defaultSettings?: components["schemas"]["RoleDefaultSettingsRequest"];
+        };
+        /** @description Refuses fields it does not know: a misspelt or read-only field is an error, not a no-op. */
+        PatchedPlatformTenantUpdateRequest: {
+            companyName?: string;
+            /** Format: email */
+            adminEmail?: string;
+            /**
+             * @description A new plan resets resourceLimits to its defaults, then applies any resourceLimits given.
+             *
+             *     * `starter` - Starter
+             *     * `growth` - Growth
+             *     * `enterprise` - Enterprise
+             */
+            plan?: components["schemas"]["PlanEnum"];
+            industry?: string;
+            expectedAgentCount?: number;
+            /** @description A JSON merge patch of modelDefaults. */
+            modelDefaults?: components["schemas"]["ModelDefaultsPatchRequest"];
+            /** @description A JSON merge patch of resourceLimits. */
+            resourceLimits?: components["schemas"]["ResourceLimitsPatchRequest"];
+        };
         PatchedProfileUpdateRequest: {
             /** @description Display name (the only field a person changes here). */
             name?: string;
+        };
+        /** @description Only the fields sent change; null returns a field to the platform's defaults. */
+        PatchedRoleOverrideUpdateRequest: {
+            /** @description Slugs of approved skills; replaces the platform's list. null: inherit the platform's list. */
+            defaultSkills?: string[] | null;
+            /** @description Replaces the override's settings; each key given wins over the platform's. null or {}: inherit them all. */
+            defaultSettings?: components["schemas"]["RoleDefaultSettingsRequest"] | null;
         };
         /** @description Refuses fields it does not know: a misspelt or read-only field is an error, not a no-op. */
         PatchedSkillInstallUpdateRequest: {
@@ -1533,12 +2570,239 @@ export interface components {
             role?: components["schemas"]["MemberRoleEnum"];
             status?: components["schemas"]["MemberStatusEnum"];
         };
+        /** @description Only the fields sent change. */
+        PatchedTenantProfileUpdateRequest: {
+            companyName?: string;
+            industry?: string;
+            expectedAgentCount?: number;
+            /** @description A JSON merge patch (RFC 7386) of modelDefaults: keys given replace, `null` removes one (the platform's default applies again), the rest stays. */
+            modelDefaults?: components["schemas"]["ModelDefaultsPatchRequest"];
+        };
         /**
          * @description * `hour` - Hour
          *     * `day` - Day
          * @enum {string}
          */
         PeriodEnum: "hour" | "day";
+        /**
+         * @description * `starter` - Starter
+         *     * `growth` - Growth
+         *     * `enterprise` - Enterprise
+         * @enum {string}
+         */
+        PlanEnum: "starter" | "growth" | "enterprise";
+        PlatformAlert: {
+            /** Format: uuid */
+            readonly id: string;
+            /** @description null: a platform-wide alert. */
+            readonly tenant: components["schemas"]["PlatformTenantSummary"] | null;
+            readonly severity: components["schemas"]["SeverityEnum"];
+            /** @description e.g. runtime.unhealthy, provisioning.failed */
+            readonly kind: string;
+            readonly message: string;
+            /** @default open */
+            readonly status: components["schemas"]["AlertStatusEnum"];
+            readonly dedupKey: string;
+            readonly acknowledgedBy: components["schemas"]["UserSummary"] | null;
+            /** Format: date-time */
+            readonly acknowledgedAt: string | null;
+            readonly resolvedBy: components["schemas"]["UserSummary"] | null;
+            /** Format: date-time */
+            readonly resolvedAt: string | null;
+            /** Format: date-time */
+            readonly createdAt: string;
+            /** Format: date-time */
+            readonly updatedAt: string;
+        };
+        PlatformAuditLog: {
+            /** Format: uuid */
+            readonly id: string;
+            /** @description dotted verb, e.g. agent.created */
+            readonly action: string;
+            /** @description null: a platform-level action (roles, skill reviews, ...). */
+            readonly tenant: components["schemas"]["PlatformTenantSummary"] | null;
+            readonly actor: components["schemas"]["AuditActor"];
+            readonly targetType: string;
+            readonly targetId: string;
+            /** @description What changed: `{field: {before, after}}` for updates, a snapshot for creations. Secrets are redacted. */
+            readonly changes: unknown;
+            readonly ip: string | null;
+            readonly userAgent: string;
+            readonly requestId: string;
+            /** Format: date-time */
+            readonly createdAt: string;
+        };
+        PlatformDashboard: {
+            tenants: components["schemas"]["DashboardTenants"];
+            agents: components["schemas"]["DashboardAgents"];
+            alerts: components["schemas"]["DashboardAlerts"];
+            runtimes: components["schemas"]["DashboardRuntimes"];
+            /** Format: date-time */
+            generatedAt: string;
+        };
+        PlatformFleetHealth: {
+            readonly tenant: components["schemas"]["PlatformTenantSummary"];
+            /** Format: uuid */
+            readonly id: string;
+            readonly status: components["schemas"]["HealthStatusEnum"];
+            /** Format: double */
+            readonly cpuPercent: number | null;
+            /** Format: double */
+            readonly memoryMb: number | null;
+            readonly uptimeSeconds: number | null;
+            readonly details: unknown;
+            /** Format: date-time */
+            readonly checkedAt: string;
+        };
+        PlatformHealthSample: {
+            /** Format: uuid */
+            readonly id: string;
+            readonly status: components["schemas"]["HealthStatusEnum"];
+            /** Format: double */
+            readonly cpuPercent: number | null;
+            /** Format: double */
+            readonly memoryMb: number | null;
+            readonly uptimeSeconds: number | null;
+            readonly details: unknown;
+            /** Format: date-time */
+            readonly checkedAt: string;
+        };
+        PlatformRole: {
+            /** Format: uuid */
+            readonly id: string;
+            readonly key: string;
+            readonly name: string;
+            readonly description: string;
+            readonly defaultSkills: string[];
+            readonly defaultSettings: components["schemas"]["RoleDefaultSettings"];
+            /** Format: date-time */
+            readonly createdAt: string;
+            /** Format: date-time */
+            readonly updatedAt: string;
+        };
+        /** @description Refuses fields it does not know: a misspelt or read-only field is an error, not a no-op. */
+        PlatformRoleCreateRequest: {
+            /** @description What agents refer to; it never changes. */
+            key: string;
+            name: string;
+            /** @default  */
+            description: string;
+            /** @description Slugs of marketplace skills (a role follows each one's newest approved version), no repeats. */
+            defaultSkills?: string[];
+            defaultSettings?: components["schemas"]["RoleDefaultSettingsRequest"];
+        };
+        PlatformSkill: {
+            /** Format: uuid */
+            readonly id: string;
+            readonly name: string;
+            readonly slug: string;
+            readonly version: string;
+            readonly category: components["schemas"]["CategoryEnum"];
+            readonly status: components["schemas"]["SkillStatusEnum"];
+            readonly description: string;
+            readonly author: components["schemas"]["UserSummary"] | null;
+            /** @description What the skill may touch: permissions, tools, network, requires_secrets. */
+            readonly capabilities: {
+                [key: string]: unknown;
+            };
+            /** @description The JSON Schema of the skill's settings. */
+            readonly configuration: {
+                [key: string]: unknown;
+            };
+            readonly reviewNote: string;
+            readonly reviewedBy: components["schemas"]["UserSummary"] | null;
+            /** Format: date-time */
+            readonly reviewedAt: string | null;
+            /** Format: date-time */
+            readonly createdAt: string;
+            /** Format: date-time */
+            readonly updatedAt: string;
+        };
+        PlatformTenant: {
+            /** Format: uuid */
+            readonly id: string;
+            readonly companyName: string;
+            readonly slug: string;
+            readonly schemaName: string;
+            /** Format: email */
+            readonly adminEmail: string;
+            readonly status: components["schemas"]["TenantStatusEnum"];
+            /** @description Why the tenant is suspended or failed; empty otherwise. */
+            readonly statusReason: string;
+            readonly plan: components["schemas"]["PlanEnum"];
+            readonly industry: string;
+            readonly expectedAgentCount: number;
+            readonly modelDefaults: components["schemas"]["ModelDefaults"];
+            readonly resourceLimits: components["schemas"]["ResourceLimits"];
+            /** @description Host names routed to the tenant, primary first. */
+            readonly domains: string[];
+            /** Format: date-time */
+            readonly provisionedAt: string | null;
+            /** Format: date-time */
+            readonly suspendedAt: string | null;
+            /** Format: date-time */
+            readonly decommissionedAt: string | null;
+            /**
+             * Format: date-time
+             * @description For a decommissioned tenant: when its data may be purged.
+             */
+            readonly purgeAfter: string | null;
+            /** Format: date-time */
+            readonly purgedAt: string | null;
+            /** Format: date-time */
+            readonly createdAt: string;
+            /** Format: date-time */
+            readonly updatedAt: string;
+        };
+        /** @description Refuses fields it does not know: a misspelt or read-only field is an error, not a no-op. */
+        PlatformTenantCreateRequest: {
+            companyName: string;
+            /** Format: email */
+            adminEmail: string;
+            /** @default starter */
+            plan: components["schemas"]["PlanEnum"];
+            /** @default  */
+            industry: string;
+            /** @default 0 */
+            expectedAgentCount: number;
+            /** @description Derived from the company name when not given. Names the tenant's schema (`t_<slug>`); it never changes. */
+            slug?: string;
+            /** @description Primary host name; default `<slug>.<TENANT_BASE_DOMAIN>`. */
+            domain?: string;
+            modelDefaults?: components["schemas"]["ModelDefaultsPatchRequest"];
+            /** @description Overrides of the plan's default limits, key by key (merge patch). */
+            resourceLimits?: components["schemas"]["ResourceLimitsPatchRequest"];
+        };
+        PlatformTenantSummary: {
+            /** Format: uuid */
+            readonly id: string;
+            readonly companyName: string;
+            readonly slug: string;
+            readonly status: components["schemas"]["TenantStatusEnum"];
+        };
+        PlatformTenantUsage: {
+            /** Format: uuid */
+            tenantId: string;
+            /**
+             * Format: date-time
+             * @description Start of the current calendar month (UTC), inclusive.
+             */
+            periodStart: string;
+            /**
+             * Format: date-time
+             * @description Start of the next month, exclusive.
+             */
+            periodEnd: string;
+            /** @description Agents now, against resourceLimits.maxAgents. */
+            agents: components["schemas"]["Meter"];
+            /** @description Tokens this month against resourceLimits.monthlyTokenBudget. */
+            tokens: components["schemas"]["TokenMeter"];
+            messages: number;
+            errors: number;
+            /** Format: decimal */
+            costUsd: string;
+            resourceLimits: components["schemas"]["ResourceLimits"];
+        };
         /** @description The signed-in person. */
         Profile: {
             /** Format: uuid */
@@ -1565,6 +2829,13 @@ export interface components {
         RefreshRequest: {
             refreshToken: string;
         };
+        ResolvedRoleSkill: {
+            readonly slug: string;
+            /** Format: uuid */
+            skillId: string;
+            readonly name: string;
+            readonly version: string;
+        };
         ResolvedSkill: {
             slug: string;
             name: string | null;
@@ -1575,6 +2846,51 @@ export interface components {
             /** @description The last layer that set the skill: toolbox, role or agent. */
             source: string;
         };
+        /** @description Caps of the tenant's plan (or negotiated ones); a missing key means no cap. */
+        ResourceLimits: {
+            maxAgents?: number;
+            maxChannelsPerAgent?: number;
+            /**
+             * Format: double
+             * @description CPUs of the tenant's runtime container.
+             */
+            cpus?: number;
+            memoryMb?: number;
+            pidsLimit?: number;
+            /** @description Tokens in + out per calendar month. */
+            monthlyTokenBudget?: number;
+            network?: components["schemas"]["NetworkEnum"];
+        };
+        /** @description A JSON merge patch (RFC 7386) over the current limits (or the plan's defaults): `null` removes a cap. */
+        ResourceLimitsPatchRequest: {
+            maxAgents?: number | null;
+            maxChannelsPerAgent?: number | null;
+            /** Format: double */
+            cpus?: number | null;
+            memoryMb?: number | null;
+            pidsLimit?: number | null;
+            monthlyTokenBudget?: number | null;
+            network?: (components["schemas"]["NetworkEnum"] | components["schemas"]["NullEnum"]) | null;
+        };
+        /** @description Defaults of agents in this role (apps/skills/json_schemas.py ROLE_DEFAULT_SETTINGS); absent: inherited. */
+        RoleDefaultSettings: {
+            modelTier?: components["schemas"]["ModelTierEnum"];
+            thinkingMode?: components["schemas"]["ThinkingModeEnum"];
+            toolsProfile?: components["schemas"]["ToolsProfileEnum"];
+            identity?: components["schemas"]["RoleIdentity"];
+        };
+        /** @description Defaults of agents in this role (apps/skills/json_schemas.py ROLE_DEFAULT_SETTINGS); absent: inherited. */
+        RoleDefaultSettingsRequest: {
+            modelTier?: components["schemas"]["ModelTierEnum"];
+            thinkingMode?: components["schemas"]["ThinkingModeEnum"];
+            toolsProfile?: components["schemas"]["ToolsProfileEnum"];
+            identity?: components["schemas"]["RoleIdentityRequest"];
+        };
+        RoleDefaults: {
+            /** @description Skill slugs. */
+            defaultSkills: string[];
+            defaultSettings: components["schemas"]["RoleDefaultSettings"];
+        };
         /**
          * @description * `platform_admin` - Platform Admin
          *     * `tenant_admin` - Tenant Admin
@@ -1582,6 +2898,40 @@ export interface components {
          * @enum {string}
          */
         RoleEnum: "platform_admin" | "tenant_admin" | "tenant_member";
+        /** @description Refuses fields it does not know: a misspelt or read-only field is an error, not a no-op. */
+        RoleIdentity: {
+            theme?: string;
+            emoji?: string;
+        };
+        /** @description Refuses fields it does not know: a misspelt or read-only field is an error, not a no-op. */
+        RoleIdentityRequest: {
+            theme?: string;
+            emoji?: string;
+        };
+        RoleOverride: {
+            /** @description Replaces the platform's list; null: the platform's list applies. */
+            defaultSkills: string[] | null;
+            /** @description Win over the platform's settings key by key (`identity` as a whole). */
+            defaultSettings: components["schemas"]["RoleDefaultSettings"];
+            /** Format: date-time */
+            updatedAt: string;
+        };
+        RuntimeHealth: {
+            readonly status: components["schemas"]["HealthStatusEnum"];
+            /** Format: double */
+            readonly cpuPercent: number | null;
+            /** Format: double */
+            readonly memoryMb: number | null;
+            readonly uptimeSeconds: number | null;
+            /** Format: date-time */
+            readonly checkedAt: string;
+        };
+        RuntimeStatusCounts: {
+            healthy: number;
+            degraded: number;
+            unhealthy: number;
+            unreachable: number;
+        };
         /**
          * @description * `activity:read` - activity:read
          *     * `agents:read` - agents:read
@@ -1596,6 +2946,81 @@ export interface components {
          * @enum {string}
          */
         ScopesEnum: "activity:read" | "agents:read" | "agents:write" | "audit:read" | "skills:read" | "skills:write" | "team:read" | "team:write" | "tenant:read" | "tenant:write";
+        /**
+         * @description * `info` - Info
+         *     * `warning` - Warning
+         *     * `critical` - Critical
+         * @enum {string}
+         */
+        SeverityEnum: "info" | "warning" | "critical";
+        /** @description A marketplace entry (one version of a skill). */
+        Skill: {
+            /** Format: uuid */
+            readonly id: string;
+            readonly slug: string;
+            readonly name: string;
+            readonly version: string;
+            readonly category: components["schemas"]["CategoryEnum"];
+            readonly description: string;
+            readonly capabilities: {
+                permissions?: string[];
+                tools?: string[];
+                network?: boolean;
+                requires_secrets?: string[];
+            };
+            readonly status: components["schemas"]["SkillStatusEnum"];
+            /** @description Whether the caller submitted this skill. */
+            readonly mine: boolean;
+            /** Format: date-time */
+            readonly createdAt: string;
+            /**
+             * Format: date-time
+             * @description When it was approved (or rejected); null while pending.
+             */
+            readonly reviewedAt: string | null;
+        };
+        /** @description Refuses fields it does not know: a misspelt or read-only field is an error, not a no-op. */
+        SkillApproveRequest: {
+            /**
+             * @description Optional note to the author.
+             * @default
+             */
+            note: string;
+        };
+        /** @description One skill version in full, with the other approved versions of its slug. */
+        SkillDetail: {
+            /** Format: uuid */
+            readonly id: string;
+            readonly slug: string;
+            readonly name: string;
+            readonly version: string;
+            readonly category: components["schemas"]["CategoryEnum"];
+            readonly description: string;
+            readonly capabilities: {
+                permissions?: string[];
+                tools?: string[];
+                network?: boolean;
+                requires_secrets?: string[];
+            };
+            readonly status: components["schemas"]["SkillStatusEnum"];
+            /** @description Whether the caller submitted this skill. */
+            readonly mine: boolean;
+            /** Format: date-time */
+            readonly createdAt: string;
+            /**
+             * Format: date-time
+             * @description When it was approved (or rejected); null while pending.
+             */
+            readonly reviewedAt: string | null;
+            /** @description A JSON Schema (draft 2020-12) of the skill's settings; it must describe an object. Installations' `config` is validated against it. Keys are kept verbatim. */
+            readonly configuration: {
+                [key: string]: unknown;
+            };
+            /** @description The reviewer's note; shown to the submitter only (null for everyone else). */
+            readonly reviewNote: string | null;
+            /** @description Every approved version of this slug, newest first (semantic-version precedence). */
+            readonly versions: components["schemas"]["SkillVersion"][];
+        };
         /** @description Refuses fields it does not know: a misspelt or read-only field is an error, not a no-op. */
         SkillInstallCreateRequest: {
             /**
@@ -1630,6 +3055,40 @@ export interface components {
             /** Format: date-time */
             readonly updatedAt: string;
         };
+        /** @description Refuses fields it does not know: a misspelt or read-only field is an error, not a no-op. */
+        SkillRejectRequest: {
+            /** @description Why, for the author: stored as the review note. */
+            reason: string;
+        };
+        /**
+         * @description * `pending` - Pending
+         *     * `approved` - Approved
+         *     * `rejected` - Rejected
+         * @enum {string}
+         */
+        SkillStatusEnum: "pending" | "approved" | "rejected";
+        /** @description Refuses fields it does not know: a misspelt or read-only field is an error, not a no-op. */
+        SkillSubmitRequest: {
+            name: string;
+            /** @description Stable identifier of the skill across its versions. */
+            slug: string;
+            /** @description Semantic version; unique per slug (e.g. 1.4.0, 2.0.0-rc.1). */
+            version: string;
+            /** @default other */
+            category: components["schemas"]["CategoryEnum"];
+            /** @default  */
+            description: string;
+            capabilities?: {
+                permissions?: string[];
+                tools?: string[];
+                network?: boolean;
+                requires_secrets?: string[];
+            };
+            /** @description A JSON Schema of the skill's settings, describing an object. Default: `{"type": "object"}` (no settings). */
+            configuration?: {
+                [key: string]: unknown;
+            };
+        };
         SkillSummary: {
             /** Format: uuid */
             readonly id: string;
@@ -1638,10 +3097,22 @@ export interface components {
             readonly version: string;
             readonly category: components["schemas"]["CategoryEnum"];
         };
+        SkillVersion: {
+            /** Format: uuid */
+            readonly id: string;
+            readonly version: string;
+            /** Format: date-time */
+            readonly reviewedAt: string | null;
+        };
         Sourced: {
             value: unknown;
             /** @description The layer that set it: platform, tenant, toolbox, role, agent; null when no layer did. */
             source: string | null;
+        };
+        /** @description Refuses fields it does not know: a misspelt or read-only field is an error, not a no-op. */
+        SuspendRequest: {
+            /** @description Shown to the tenant's users with every refusal. */
+            reason: string;
         };
         TeamMember: {
             /** Format: uuid */
@@ -1662,6 +3133,116 @@ export interface components {
             /** Format: date-time */
             readonly lastLoginAt: string | null;
         };
+        TenantAuditLog: {
+            /** Format: uuid */
+            readonly id: string;
+            /** @description dotted verb, e.g. agent.created */
+            readonly action: string;
+            readonly actor: components["schemas"]["AuditActor"];
+            readonly targetType: string;
+            readonly targetId: string;
+            /** @description What changed: `{field: {before, after}}` for updates, a snapshot for creations. Secrets are redacted. */
+            readonly changes: unknown;
+            readonly ip: string | null;
+            readonly userAgent: string;
+            readonly requestId: string;
+            /** Format: date-time */
+            readonly createdAt: string;
+        };
+        TenantDashboard: {
+            agents: components["schemas"]["DashboardAgentCounts"];
+            messages: components["schemas"]["DashboardMessages"];
+            channels: components["schemas"]["DashboardChannels"];
+            /** @description The newest health sample of the tenant's runtime; null before the first one. */
+            runtime: components["schemas"]["RuntimeHealth"] | null;
+            alerts: components["schemas"]["DashboardAlertsCount"];
+            /** Format: date-time */
+            generatedAt: string;
+        };
+        /** @description Tenants per plan, decommissioned ones left out. */
+        TenantPlanCounts: {
+            starter: number;
+            growth: number;
+            enterprise: number;
+        };
+        TenantProfile: {
+            /** Format: uuid */
+            readonly id: string;
+            readonly companyName: string;
+            /** @description Names the tenant's workspace; it never changes. */
+            readonly slug: string;
+            /**
+             * @description Set by the platform.
+             *
+             *     * `starter` - Starter
+             *     * `growth` - Growth
+             *     * `enterprise` - Enterprise
+             */
+            readonly plan: components["schemas"]["PlanEnum"];
+            readonly industry: string;
+            readonly status: components["schemas"]["TenantStatusEnum"];
+            readonly expectedAgentCount: number;
+            readonly modelDefaults: components["schemas"]["ModelDefaults"];
+            /** @description Caps of the plan (or negotiated ones). Set by the platform; read-only here. */
+            readonly resourceLimits: components["schemas"]["ResourceLimits"];
+            /** Format: date-time */
+            readonly createdAt: string;
+            /** Format: date-time */
+            readonly updatedAt: string;
+        };
+        /** @description A platform role with this tenant's override and the result, as agents of the role get it. */
+        TenantRole: {
+            key: string;
+            name: string;
+            description: string;
+            /** @description The platform's defaults. */
+            platform: components["schemas"]["RoleDefaults"];
+            /** @description This tenant's override; null: none. */
+            override: components["schemas"]["RoleOverride"] | null;
+            /** @description Platform defaults with the override applied (what the resolver uses). */
+            effective: components["schemas"]["EffectiveRoleDefaults"];
+        };
+        TenantStatusCounts: {
+            provisioning: number;
+            active: number;
+            suspended: number;
+            failed: number;
+            decommissioned: number;
+        };
+        /**
+         * @description * `provisioning` - Provisioning
+         *     * `active` - Active
+         *     * `suspended` - Suspended
+         *     * `failed` - Failed
+         *     * `decommissioned` - Decommissioned
+         * @enum {string}
+         */
+        TenantStatusEnum: "provisioning" | "active" | "suspended" | "failed" | "decommissioned";
+        /** @description The platform's usage of this tenant (apps.tenants.selectors.tenant_usage), plus its channels. */
+        TenantUsage: {
+            /** Format: uuid */
+            tenantId: string;
+            /**
+             * Format: date-time
+             * @description Start of the current calendar month (UTC), inclusive.
+             */
+            periodStart: string;
+            /**
+             * Format: date-time
+             * @description Start of the next month, exclusive.
+             */
+            periodEnd: string;
+            /** @description Agents now, against resourceLimits.maxAgents. */
+            agents: components["schemas"]["Meter"];
+            /** @description Tokens this month against resourceLimits.monthlyTokenBudget. */
+            tokens: components["schemas"]["TokenMeter"];
+            messages: number;
+            errors: number;
+            /** Format: decimal */
+            costUsd: string;
+            resourceLimits: components["schemas"]["ResourceLimits"];
+            channels: components["schemas"]["ChannelUsage"];
+        };
         /**
          * @description * `off` - Off
          *     * `minimal` - Minimal
@@ -1675,6 +3256,18 @@ export interface components {
          * @enum {string}
          */
         ThinkingModeEnum: "off" | "minimal" | "low" | "medium" | "high" | "xhigh" | "adaptive" | "max" | "ultra";
+        TokenMeter: {
+            /** @description tokensIn + tokensOut. */
+            used: number;
+            /** @description null: no limit set. */
+            limit: number | null;
+            /** @description limit - used, never below 0; null: no limit. */
+            remaining: number | null;
+            /** @description used is above the limit. */
+            exceeded: boolean;
+            tokensIn: number;
+            tokensOut: number;
+        };
         /**
          * @description A session's tokens. Send the access token as `Authorization: Bearer <accessToken>`; when it
          *     expires, exchange the refresh token at POST /api/v1/auth/refresh (each refresh token works once).
@@ -1690,13 +3283,56 @@ export interface components {
             mfaVerified: boolean;
             user: components["schemas"]["Profile"];
         };
+        Toolbox: {
+            /** @description By slug. An entry's skillId, enabled and config are what PUT takes back. */
+            skills: components["schemas"]["ToolboxSkill"][];
+        };
+        /** @description Refuses fields it does not know: a misspelt or read-only field is an error, not a no-op. */
+        ToolboxEntryRequest: {
+            /**
+             * Format: uuid
+             * @description The id of an approved skill version (one version per skill).
+             */
+            skillId: string;
+            /** @default true */
+            enabled: boolean;
+            /** @description Settings, validated against the skill's own JSON Schema. */
+            config?: unknown;
+        };
+        ToolboxSkill: {
+            /**
+             * Format: uuid
+             * @description The installed skill version's id.
+             */
+            skillId: string;
+            skill: components["schemas"]["SkillSummary"];
+            /** @description false: listed, but off for agents unless their role or the agent itself switches it on. */
+            enabled: boolean;
+            /** @description Settings every agent inherits, keys as the skill's schema names them. */
+            config: unknown;
+            /**
+             * Format: uuid
+             * @description Who installed this version; null when an API key did.
+             */
+            installedBy: string | null;
+            /** Format: date-time */
+            createdAt: string;
+            /** Format: date-time */
+            updatedAt: string;
+        };
+        /** @description Refuses fields it does not know: a misspelt or read-only field is an error, not a no-op. */
+        ToolboxUpdateRequest: {
+            /** @description The whole toolbox: skills not listed are removed. */
+            skills: components["schemas"]["ToolboxEntryRequest"][];
+        };
         /**
-         * @description * `slack` - Slack
-         *     * `telegram` - Telegram
-         *     * `web` - Web
+         * @description * `minimal` - minimal
+         *     * `coding` - coding
+         *     * `messaging` - messaging
+         *     * `full` - full
          * @enum {string}
          */
-        TypeEnum: "slack" | "telegram" | "web";
+        ToolsProfileEnum: "minimal" | "coding" | "messaging" | "full";
         UserSummary: {
             /** Format: uuid */
             readonly id: string;
@@ -1915,6 +3551,8 @@ export interface operations {
                 headers: {
                     /** @description The agent's revision, e.g. `"4"`. */
                     ETag?: string;
+                    /** @description The new agent's URL. */
+                    Location?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -2003,7 +3641,7 @@ export interface operations {
             header?: never;
             path: {
                 /** @description The agent's id. */
-                agent_id: string;
+                id: string;
             };
             cookie?: never;
         };
@@ -2086,7 +3724,7 @@ export interface operations {
             header?: never;
             path: {
                 /** @description The agent's id. */
-                agent_id: string;
+                id: string;
             };
             cookie?: never;
         };
@@ -2164,7 +3802,7 @@ export interface operations {
             header?: never;
             path: {
                 /** @description The agent's id. */
-                agent_id: string;
+                id: string;
             };
             cookie?: never;
         };
@@ -2263,10 +3901,10 @@ export interface operations {
             query?: never;
             header?: never;
             path: {
-                /** @description The agent's id. */
-                agent_id: string;
                 /** @description The channel's id. */
-                channel_id: string;
+                channelId: string;
+                /** @description The agent's id. */
+                id: string;
             };
             cookie?: never;
         };
@@ -2333,10 +3971,10 @@ export interface operations {
             query?: never;
             header?: never;
             path: {
-                /** @description The agent's id. */
-                agent_id: string;
                 /** @description The channel's id. */
-                channel_id: string;
+                channelId: string;
+                /** @description The agent's id. */
+                id: string;
             };
             cookie?: never;
         };
@@ -2435,10 +4073,10 @@ export interface operations {
             query?: never;
             header?: never;
             path: {
-                /** @description The agent's id. */
-                agent_id: string;
                 /** @description The channel's id. */
-                channel_id: string;
+                channelId: string;
+                /** @description The agent's id. */
+                id: string;
             };
             cookie?: never;
         };
@@ -2521,7 +4159,7 @@ export interface operations {
             header?: never;
             path: {
                 /** @description The agent's id. */
-                agent_id: string;
+                id: string;
             };
             cookie?: never;
         };
@@ -2599,7 +4237,7 @@ export interface operations {
             header?: never;
             path: {
                 /** @description The agent's id. */
-                agent_id: string;
+                id: string;
             };
             cookie?: never;
         };
@@ -2699,9 +4337,9 @@ export interface operations {
             header?: never;
             path: {
                 /** @description The agent's id. */
-                agent_id: string;
+                id: string;
                 /** @description The installed skill's id (a skill is installed at most once per agent). */
-                skill_id: string;
+                skillId: string;
             };
             cookie?: never;
         };
@@ -2769,9 +4407,9 @@ export interface operations {
             header?: never;
             path: {
                 /** @description The agent's id. */
-                agent_id: string;
+                id: string;
                 /** @description The installed skill's id (a skill is installed at most once per agent). */
-                skill_id: string;
+                skillId: string;
             };
             cookie?: never;
         };
@@ -3686,6 +5324,87 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content?: never;
+            };
+            /** @description Not authenticated: `AUTHENTICATION_FAILED`, `TOKEN_INVALID`, `NOT_AUTHENTICATED` */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Forbidden: `TENANT_SUSPENDED`, `TENANT_DECOMMISSIONED`, `PERMISSION_DENIED` */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Not found: `NOT_FOUND` */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Rate limited: `RATE_LIMITED` */
+            429: {
+                headers: {
+                    /** @description Seconds to wait before retrying. */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+        };
+    };
+    audit_logs_list: {
+        parameters: {
+            query?: {
+                /** @description An action, exactly (e.g. `tenant.suspended`). */
+                action?: string;
+                /** @description A user's id: only what that person did. */
+                actor?: string;
+                /** @description The pagination cursor value. */
+                cursor?: string;
+                /** @description ISO 8601 (UTC if no offset); entries created at or after it. */
+                from?: string;
+                /** @description Number of results to return per page. */
+                pageSize?: number;
+                /** @description The kind of object acted on, as entries show it in `targetType` (e.g. `agents.agent`). */
+                targetType?: string;
+                /** @description ISO 8601; entries created before it (exclusive). */
+                to?: string;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["CursorPaginatedTenantAuditLogList"];
+                };
+            };
+            /** @description Invalid request */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
             };
             /** @description Not authenticated: `AUTHENTICATION_FAILED`, `TOKEN_INVALID`, `NOT_AUTHENTICATED` */
             401: {
@@ -4766,6 +6485,2446 @@ export interface operations {
             };
         };
     };
+    dashboard_retrieve: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["TenantDashboard"];
+                };
+            };
+            /** @description Not authenticated: `AUTHENTICATION_FAILED`, `TOKEN_INVALID`, `NOT_AUTHENTICATED` */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Forbidden: `TENANT_SUSPENDED`, `TENANT_DECOMMISSIONED`, `PERMISSION_DENIED` */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Conflict: `TENANT_NOT_READY` */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Rate limited: `RATE_LIMITED` */
+            429: {
+                headers: {
+                    /** @description Seconds to wait before retrying. */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+        };
+    };
+    platform_alerts_list: {
+        parameters: {
+            query?: {
+                /**
+                 * @description Sort key; `-` for descending. Default -createdAt.
+                 *
+                 *     * `createdAt` - createdAt
+                 *     * `-createdAt` - -createdAt
+                 */
+                ordering?: "createdAt" | "-createdAt";
+                /** @description A page number within the paginated result set. */
+                page?: number;
+                /** @description Number of results to return per page. */
+                pageSize?: number;
+                /**
+                 * @description * `info` - Info
+                 *     * `warning` - Warning
+                 *     * `critical` - Critical
+                 */
+                severity?: "info" | "warning" | "critical";
+                /**
+                 * @description * `open` - Open
+                 *     * `acknowledged` - Acknowledged
+                 *     * `resolved` - Resolved
+                 */
+                status?: "open" | "acknowledged" | "resolved";
+                /** @description A tenant's id: only that tenant's alerts. */
+                tenant?: string;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["PaginatedPlatformAlertList"];
+                };
+            };
+            /** @description Invalid request: `VALIDATION_ERROR` */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Not authenticated: `AUTHENTICATION_FAILED`, `TOKEN_INVALID`, `NOT_AUTHENTICATED` */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Forbidden: `TENANT_SUSPENDED`, `TENANT_DECOMMISSIONED`, `PERMISSION_DENIED`, `MFA_REQUIRED` */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Not found: `NOT_FOUND` */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Rate limited: `RATE_LIMITED` */
+            429: {
+                headers: {
+                    /** @description Seconds to wait before retrying. */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+        };
+    };
+    platform_alerts_acknowledge_create: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The alert's id. */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["PlatformAlert"];
+                };
+            };
+            /** @description Not authenticated: `AUTHENTICATION_FAILED`, `TOKEN_INVALID`, `NOT_AUTHENTICATED` */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Forbidden: `TENANT_SUSPENDED`, `TENANT_DECOMMISSIONED`, `PERMISSION_DENIED`, `MFA_REQUIRED` */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Not found: `NOT_FOUND` */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Conflict: `INVALID_STATE` */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Request body too large: `PAYLOAD_TOO_LARGE` */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Rate limited: `RATE_LIMITED` */
+            429: {
+                headers: {
+                    /** @description Seconds to wait before retrying. */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+        };
+    };
+    platform_alerts_resolve_create: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The alert's id. */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["PlatformAlert"];
+                };
+            };
+            /** @description Not authenticated: `AUTHENTICATION_FAILED`, `TOKEN_INVALID`, `NOT_AUTHENTICATED` */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Forbidden: `TENANT_SUSPENDED`, `TENANT_DECOMMISSIONED`, `PERMISSION_DENIED`, `MFA_REQUIRED` */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Not found: `NOT_FOUND` */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Conflict: `INVALID_STATE` */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Request body too large: `PAYLOAD_TOO_LARGE` */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Rate limited: `RATE_LIMITED` */
+            429: {
+                headers: {
+                    /** @description Seconds to wait before retrying. */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+        };
+    };
+    platform_audit_logs_list: {
+        parameters: {
+            query?: {
+                /** @description An action, exactly (e.g. `tenant.suspended`). */
+                action?: string;
+                /** @description A user's id: only what that person did. */
+                actor?: string;
+                /** @description The pagination cursor value. */
+                cursor?: string;
+                /** @description ISO 8601 (UTC if no offset); entries created at or after it. */
+                from?: string;
+                /** @description Number of results to return per page. */
+                pageSize?: number;
+                /** @description A tenant's id: only entries about that tenant. */
+                tenant?: string;
+                /** @description ISO 8601; entries created before it (exclusive). */
+                to?: string;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["CursorPaginatedPlatformAuditLogList"];
+                };
+            };
+            /** @description Invalid request: `VALIDATION_ERROR` */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Not authenticated: `AUTHENTICATION_FAILED`, `TOKEN_INVALID`, `NOT_AUTHENTICATED` */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Forbidden: `TENANT_SUSPENDED`, `TENANT_DECOMMISSIONED`, `PERMISSION_DENIED`, `MFA_REQUIRED` */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Not found: `NOT_FOUND` */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Rate limited: `RATE_LIMITED` */
+            429: {
+                headers: {
+                    /** @description Seconds to wait before retrying. */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+        };
+    };
+    platform_dashboard_retrieve: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["PlatformDashboard"];
+                };
+            };
+            /** @description Not authenticated: `AUTHENTICATION_FAILED`, `TOKEN_INVALID`, `NOT_AUTHENTICATED` */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Forbidden: `TENANT_SUSPENDED`, `TENANT_DECOMMISSIONED`, `PERMISSION_DENIED`, `MFA_REQUIRED` */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Rate limited: `RATE_LIMITED` */
+            429: {
+                headers: {
+                    /** @description Seconds to wait before retrying. */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+        };
+    };
+    platform_health_list: {
+        parameters: {
+            query?: {
+                /**
+                 * @description Sort key; `-` for descending. Default tenant (company name).
+                 *
+                 *     * `tenant` - tenant
+                 *     * `-tenant` - -tenant
+                 *     * `checkedAt` - checkedAt
+                 *     * `-checkedAt` - -checkedAt
+                 */
+                ordering?: "tenant" | "-tenant" | "checkedAt" | "-checkedAt";
+                /** @description A page number within the paginated result set. */
+                page?: number;
+                /** @description Number of results to return per page. */
+                pageSize?: number;
+                /**
+                 * @description Only runtimes whose newest sample has this status.
+                 *
+                 *     * `healthy` - Healthy
+                 *     * `degraded` - Degraded
+                 *     * `unhealthy` - Unhealthy
+                 *     * `unreachable` - Unreachable
+                 */
+                status?: "healthy" | "degraded" | "unhealthy" | "unreachable";
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["PaginatedPlatformFleetHealthList"];
+                };
+            };
+            /** @description Invalid request: `VALIDATION_ERROR` */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Not authenticated: `AUTHENTICATION_FAILED`, `TOKEN_INVALID`, `NOT_AUTHENTICATED` */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Forbidden: `TENANT_SUSPENDED`, `TENANT_DECOMMISSIONED`, `PERMISSION_DENIED`, `MFA_REQUIRED` */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Not found: `NOT_FOUND` */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Rate limited: `RATE_LIMITED` */
+            429: {
+                headers: {
+                    /** @description Seconds to wait before retrying. */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+        };
+    };
+    platform_roles_list: {
+        parameters: {
+            query?: {
+                /** @description A page number within the paginated result set. */
+                page?: number;
+                /** @description Number of results to return per page. */
+                pageSize?: number;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["PaginatedPlatformRoleList"];
+                };
+            };
+            /** @description Invalid request: `VALIDATION_ERROR` */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Not authenticated: `AUTHENTICATION_FAILED`, `TOKEN_INVALID`, `NOT_AUTHENTICATED` */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Forbidden: `TENANT_SUSPENDED`, `TENANT_DECOMMISSIONED`, `PERMISSION_DENIED`, `MFA_REQUIRED` */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Not found: `NOT_FOUND` */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Rate limited: `RATE_LIMITED` */
+            429: {
+                headers: {
+                    /** @description Seconds to wait before retrying. */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+        };
+    };
+    platform_roles_create: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["PlatformRoleCreateRequest"];
+            };
+        };
+        responses: {
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["PlatformRole"];
+                };
+            };
+            /** @description Invalid request: `VALIDATION_ERROR`, `MALFORMED_REQUEST` */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Not authenticated: `AUTHENTICATION_FAILED`, `TOKEN_INVALID`, `NOT_AUTHENTICATED` */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Forbidden: `TENANT_SUSPENDED`, `TENANT_DECOMMISSIONED`, `PERMISSION_DENIED`, `MFA_REQUIRED` */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Conflict: `CONFLICT` */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Request body too large: `PAYLOAD_TOO_LARGE` */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Unsupported media type: `UNSUPPORTED_MEDIA_TYPE` */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Rate limited: `RATE_LIMITED` */
+            429: {
+                headers: {
+                    /** @description Seconds to wait before retrying. */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+        };
+    };
+    platform_roles_partial_update: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The role's key. */
+                key: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: {
+            content: {
+                "application/json": components["schemas"]["PatchedPlatformRoleUpdateRequest"];
+            };
+        };
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["PlatformRole"];
+                };
+            };
+            /** @description Invalid request: `VALIDATION_ERROR`, `MALFORMED_REQUEST` */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Not authenticated: `AUTHENTICATION_FAILED`, `TOKEN_INVALID`, `NOT_AUTHENTICATED` */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Forbidden: `TENANT_SUSPENDED`, `TENANT_DECOMMISSIONED`, `PERMISSION_DENIED`, `MFA_REQUIRED` */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Not found: `NOT_FOUND` */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Request body too large: `PAYLOAD_TOO_LARGE` */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Unsupported media type: `UNSUPPORTED_MEDIA_TYPE` */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Rate limited: `RATE_LIMITED` */
+            429: {
+                headers: {
+                    /** @description Seconds to wait before retrying. */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+        };
+    };
+    platform_skills_approve_create: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The skill version's id. */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: {
+            content: {
+                "application/json": components["schemas"]["SkillApproveRequest"];
+            };
+        };
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["PlatformSkill"];
+                };
+            };
+            /** @description Invalid request: `VALIDATION_ERROR`, `MALFORMED_REQUEST` */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Not authenticated: `AUTHENTICATION_FAILED`, `TOKEN_INVALID`, `NOT_AUTHENTICATED` */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Forbidden: `TENANT_SUSPENDED`, `TENANT_DECOMMISSIONED`, `PERMISSION_DENIED`, `MFA_REQUIRED` */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Not found: `NOT_FOUND` */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Conflict: `INVALID_STATE`, the skill version was already reviewed (`details.status`); a decision is final, a change is a new version */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Request body too large: `PAYLOAD_TOO_LARGE` */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Unsupported media type: `UNSUPPORTED_MEDIA_TYPE` */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Rate limited: `RATE_LIMITED` */
+            429: {
+                headers: {
+                    /** @description Seconds to wait before retrying. */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+        };
+    };
+    platform_skills_reject_create: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The skill version's id. */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["SkillRejectRequest"];
+            };
+        };
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["PlatformSkill"];
+                };
+            };
+            /** @description Invalid request: `VALIDATION_ERROR`, `MALFORMED_REQUEST` */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Not authenticated: `AUTHENTICATION_FAILED`, `TOKEN_INVALID`, `NOT_AUTHENTICATED` */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Forbidden: `TENANT_SUSPENDED`, `TENANT_DECOMMISSIONED`, `PERMISSION_DENIED`, `MFA_REQUIRED` */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Not found: `NOT_FOUND` */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Conflict: `INVALID_STATE`, the skill version was already reviewed (`details.status`); a decision is final, a change is a new version */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Request body too large: `PAYLOAD_TOO_LARGE` */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Unsupported media type: `UNSUPPORTED_MEDIA_TYPE` */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Rate limited: `RATE_LIMITED` */
+            429: {
+                headers: {
+                    /** @description Seconds to wait before retrying. */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+        };
+    };
+    platform_skills_review_list: {
+        parameters: {
+            query?: {
+                /**
+                 * @description * `productivity` - Productivity
+                 *     * `communication` - Communication
+                 *     * `sales` - Sales
+                 *     * `support` - Support
+                 *     * `engineering` - Engineering
+                 *     * `data` - Data
+                 *     * `operations` - Operations
+                 *     * `security` - Security
+                 *     * `other` - Other
+                 */
+                category?: "productivity" | "communication" | "sales" | "support" | "engineering" | "data" | "operations" | "security" | "other";
+                /**
+                 * @description Sort key; `-` for descending. Default createdAt (oldest first).
+                 *
+                 *     * `createdAt` - createdAt
+                 *     * `-createdAt` - -createdAt
+                 */
+                ordering?: "createdAt" | "-createdAt";
+                /** @description A page number within the paginated result set. */
+                page?: number;
+                /** @description Number of results to return per page. */
+                pageSize?: number;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["PaginatedPlatformSkillList"];
+                };
+            };
+            /** @description Invalid request: `VALIDATION_ERROR` */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Not authenticated: `AUTHENTICATION_FAILED`, `TOKEN_INVALID`, `NOT_AUTHENTICATED` */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Forbidden: `TENANT_SUSPENDED`, `TENANT_DECOMMISSIONED`, `PERMISSION_DENIED`, `MFA_REQUIRED` */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Not found: `NOT_FOUND` */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Rate limited: `RATE_LIMITED` */
+            429: {
+                headers: {
+                    /** @description Seconds to wait before retrying. */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+        };
+    };
+    platform_tenants_list: {
+        parameters: {
+            query?: {
+                /**
+                 * @description Sort key; `-` for descending. Default -createdAt.
+                 *
+                 *     * `createdAt` - createdAt
+                 *     * `-createdAt` - -createdAt
+                 *     * `companyName` - companyName
+                 *     * `-companyName` - -companyName
+                 *     * `slug` - slug
+                 *     * `-slug` - -slug
+                 */
+                ordering?: "createdAt" | "-createdAt" | "companyName" | "-companyName" | "slug" | "-slug";
+                /** @description A page number within the paginated result set. */
+                page?: number;
+                /** @description Number of results to return per page. */
+                pageSize?: number;
+                /**
+                 * @description * `starter` - Starter
+                 *     * `growth` - Growth
+                 *     * `enterprise` - Enterprise
+                 */
+                plan?: "starter" | "growth" | "enterprise";
+                /** @description Part of the company name, slug or admin e-mail (case-insensitive). */
+                search?: string;
+                /**
+                 * @description * `provisioning` - Provisioning
+                 *     * `active` - Active
+                 *     * `suspended` - Suspended
+                 *     * `failed` - Failed
+                 *     * `decommissioned` - Decommissioned
+                 */
+                status?: "provisioning" | "active" | "suspended" | "failed" | "decommissioned";
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["PaginatedPlatformTenantList"];
+                };
+            };
+            /** @description Invalid request: `VALIDATION_ERROR` */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Not authenticated: `AUTHENTICATION_FAILED`, `TOKEN_INVALID`, `NOT_AUTHENTICATED` */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Forbidden: `TENANT_SUSPENDED`, `TENANT_DECOMMISSIONED`, `PERMISSION_DENIED`, `MFA_REQUIRED` */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Not found: `NOT_FOUND` */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Rate limited: `RATE_LIMITED` */
+            429: {
+                headers: {
+                    /** @description Seconds to wait before retrying. */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+        };
+    };
+    platform_tenants_create: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["PlatformTenantCreateRequest"];
+            };
+        };
+        responses: {
+            202: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["PlatformTenant"];
+                };
+            };
+            /** @description Invalid request: `VALIDATION_ERROR`, `MALFORMED_REQUEST` */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Not authenticated: `AUTHENTICATION_FAILED`, `TOKEN_INVALID`, `NOT_AUTHENTICATED` */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Forbidden: `TENANT_SUSPENDED`, `TENANT_DECOMMISSIONED`, `PERMISSION_DENIED`, `MFA_REQUIRED` */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Conflict: `CONFLICT` */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Request body too large: `PAYLOAD_TOO_LARGE` */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Unsupported media type: `UNSUPPORTED_MEDIA_TYPE` */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Rate limited: `RATE_LIMITED` */
+            429: {
+                headers: {
+                    /** @description Seconds to wait before retrying. */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+        };
+    };
+    platform_tenants_health_list: {
+        parameters: {
+            query?: {
+                /** @description The pagination cursor value. */
+                cursor?: string;
+                /** @description ISO 8601; samples checked at or after this. */
+                from?: string;
+                /** @description Number of results to return per page. */
+                pageSize?: number;
+                /** @description ISO 8601; samples checked before this (exclusive). */
+                to?: string;
+            };
+            header?: never;
+            path: {
+                /** @description The tenant's id. */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["CursorPaginatedPlatformHealthSampleList"];
+                };
+            };
+            /** @description Invalid request: `VALIDATION_ERROR` */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Not authenticated: `AUTHENTICATION_FAILED`, `TOKEN_INVALID`, `NOT_AUTHENTICATED` */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Forbidden: `TENANT_SUSPENDED`, `TENANT_DECOMMISSIONED`, `PERMISSION_DENIED`, `MFA_REQUIRED` */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Not found: `NOT_FOUND` */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Rate limited: `RATE_LIMITED` */
+            429: {
+                headers: {
+                    /** @description Seconds to wait before retrying. */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+        };
+    };
+    platform_tenants_retrieve: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The tenant's id. */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["PlatformTenant"];
+                };
+            };
+            /** @description Not authenticated: `AUTHENTICATION_FAILED`, `TOKEN_INVALID`, `NOT_AUTHENTICATED` */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Forbidden: `TENANT_SUSPENDED`, `TENANT_DECOMMISSIONED`, `PERMISSION_DENIED`, `MFA_REQUIRED` */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Not found: `NOT_FOUND` */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Rate limited: `RATE_LIMITED` */
+            429: {
+                headers: {
+                    /** @description Seconds to wait before retrying. */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+        };
+    };
+    platform_tenants_destroy: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The tenant's id. */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            202: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["PlatformTenant"];
+                };
+            };
+            /** @description Not authenticated: `AUTHENTICATION_FAILED`, `TOKEN_INVALID`, `NOT_AUTHENTICATED` */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Forbidden: `TENANT_SUSPENDED`, `TENANT_DECOMMISSIONED`, `PERMISSION_DENIED`, `MFA_REQUIRED` */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Not found: `NOT_FOUND` */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Conflict: `INVALID_STATE`, the tenant's status does not allow decommissioning (`details.status`, `details.allowedFrom`) */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Rate limited: `RATE_LIMITED` */
+            429: {
+                headers: {
+                    /** @description Seconds to wait before retrying. */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+        };
+    };
+    platform_tenants_partial_update: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The tenant's id. */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: {
+            content: {
+                "application/json": components["schemas"]["PatchedPlatformTenantUpdateRequest"];
+            };
+        };
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["PlatformTenant"];
+                };
+            };
+            /** @description Invalid request: `VALIDATION_ERROR`, `MALFORMED_REQUEST` */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Not authenticated: `AUTHENTICATION_FAILED`, `TOKEN_INVALID`, `NOT_AUTHENTICATED` */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Forbidden: `TENANT_SUSPENDED`, `TENANT_DECOMMISSIONED`, `PERMISSION_DENIED`, `MFA_REQUIRED` */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Not found: `NOT_FOUND` */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Conflict: `CONFLICT`, `INVALID_STATE` */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Request body too large: `PAYLOAD_TOO_LARGE` */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Unsupported media type: `UNSUPPORTED_MEDIA_TYPE` */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Rate limited: `RATE_LIMITED` */
+            429: {
+                headers: {
+                    /** @description Seconds to wait before retrying. */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+        };
+    };
+    platform_tenants_reactivate_create: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The tenant's id. */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["PlatformTenant"];
+                };
+            };
+            /** @description Not authenticated: `AUTHENTICATION_FAILED`, `TOKEN_INVALID`, `NOT_AUTHENTICATED` */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Forbidden: `TENANT_SUSPENDED`, `TENANT_DECOMMISSIONED`, `PERMISSION_DENIED`, `MFA_REQUIRED` */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Not found: `NOT_FOUND` */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Conflict: `INVALID_STATE`, the tenant's status does not allow reactivating (only a suspended tenant) (`details.status`, `details.allowedFrom`) */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Request body too large: `PAYLOAD_TOO_LARGE` */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Rate limited: `RATE_LIMITED` */
+            429: {
+                headers: {
+                    /** @description Seconds to wait before retrying. */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+        };
+    };
+    platform_tenants_retry_provisioning_create: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The tenant's id. */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            202: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["PlatformTenant"];
+                };
+            };
+            /** @description Not authenticated: `AUTHENTICATION_FAILED`, `TOKEN_INVALID`, `NOT_AUTHENTICATED` */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Forbidden: `TENANT_SUSPENDED`, `TENANT_DECOMMISSIONED`, `PERMISSION_DENIED`, `MFA_REQUIRED` */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Not found: `NOT_FOUND` */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Conflict: `INVALID_STATE`, the tenant's status does not allow a retry (only a failed tenant) (`details.status`, `details.allowedFrom`) */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Request body too large: `PAYLOAD_TOO_LARGE` */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Rate limited: `RATE_LIMITED` */
+            429: {
+                headers: {
+                    /** @description Seconds to wait before retrying. */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+        };
+    };
+    platform_tenants_suspend_create: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The tenant's id. */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["SuspendRequest"];
+            };
+        };
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["PlatformTenant"];
+                };
+            };
+            /** @description Invalid request: `VALIDATION_ERROR`, `MALFORMED_REQUEST` */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Not authenticated: `AUTHENTICATION_FAILED`, `TOKEN_INVALID`, `NOT_AUTHENTICATED` */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Forbidden: `TENANT_SUSPENDED`, `TENANT_DECOMMISSIONED`, `PERMISSION_DENIED`, `MFA_REQUIRED` */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Not found: `NOT_FOUND` */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Conflict: `INVALID_STATE`, the tenant's status does not allow suspending (only an active tenant) (`details.status`, `details.allowedFrom`) */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Request body too large: `PAYLOAD_TOO_LARGE` */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Unsupported media type: `UNSUPPORTED_MEDIA_TYPE` */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Rate limited: `RATE_LIMITED` */
+            429: {
+                headers: {
+                    /** @description Seconds to wait before retrying. */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+        };
+    };
+    platform_tenants_usage_retrieve: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The tenant's id. */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["PlatformTenantUsage"];
+                };
+            };
+            /** @description Not authenticated: `AUTHENTICATION_FAILED`, `TOKEN_INVALID`, `NOT_AUTHENTICATED` */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Forbidden: `TENANT_SUSPENDED`, `TENANT_DECOMMISSIONED`, `PERMISSION_DENIED`, `MFA_REQUIRED` */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Not found: `NOT_FOUND` */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Conflict: `TENANT_NOT_READY`, `INVALID_STATE` */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Rate limited: `RATE_LIMITED` */
+            429: {
+                headers: {
+                    /** @description Seconds to wait before retrying. */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+        };
+    };
+    roles_list: {
+        parameters: {
+            query?: {
+                /** @description A page number within the paginated result set. */
+                page?: number;
+                /** @description Number of results to return per page. */
+                pageSize?: number;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["PaginatedTenantRoleList"];
+                };
+            };
+            /** @description Invalid request: `VALIDATION_ERROR` */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Not authenticated: `AUTHENTICATION_FAILED`, `TOKEN_INVALID`, `NOT_AUTHENTICATED` */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Forbidden: `TENANT_SUSPENDED`, `TENANT_DECOMMISSIONED`, `PERMISSION_DENIED` */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Not found: `NOT_FOUND` */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Conflict: `TENANT_NOT_READY` */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Rate limited: `RATE_LIMITED` */
+            429: {
+                headers: {
+                    /** @description Seconds to wait before retrying. */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+        };
+    };
+    roles_partial_update: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The role's key in the platform's catalog, e.g. `sales`. */
+                key: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: {
+            content: {
+                "application/json": components["schemas"]["PatchedRoleOverrideUpdateRequest"];
+            };
+        };
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["TenantRole"];
+                };
+            };
+            /** @description Invalid request */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Not authenticated: `AUTHENTICATION_FAILED`, `TOKEN_INVALID`, `NOT_AUTHENTICATED` */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Forbidden: `TENANT_SUSPENDED`, `TENANT_DECOMMISSIONED`, `PERMISSION_DENIED` */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Not found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Conflict: `TENANT_NOT_READY` */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Request body too large: `PAYLOAD_TOO_LARGE` */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Unsupported media type: `UNSUPPORTED_MEDIA_TYPE` */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Rate limited: `RATE_LIMITED` */
+            429: {
+                headers: {
+                    /** @description Seconds to wait before retrying. */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+        };
+    };
+    skills_list: {
+        parameters: {
+            query?: {
+                /**
+                 * @description * `productivity` - Productivity
+                 *     * `communication` - Communication
+                 *     * `sales` - Sales
+                 *     * `support` - Support
+                 *     * `engineering` - Engineering
+                 *     * `data` - Data
+                 *     * `operations` - Operations
+                 *     * `security` - Security
+                 *     * `other` - Other
+                 */
+                category?: "productivity" | "communication" | "sales" | "support" | "engineering" | "data" | "operations" | "security" | "other";
+                /**
+                 * @description Sort key; `-` for descending. Default: relevance when searching, else `name`.
+                 *
+                 *     * `name` - name
+                 *     * `-name` - -name
+                 *     * `createdAt` - createdAt
+                 *     * `-createdAt` - -createdAt
+                 *     * `reviewedAt` - reviewedAt
+                 *     * `-reviewedAt` - -reviewedAt
+                 */
+                ordering?: "name" | "-name" | "createdAt" | "-createdAt" | "reviewedAt" | "-reviewedAt";
+                /** @description A page number within the paginated result set. */
+                page?: number;
+                /** @description Number of results to return per page. */
+                pageSize?: number;
+                /** @description Full-text search over name and description, web-search syntax (`"exact phrase"`, `or`, `-exclude`), English stemming. Results come best match first unless `ordering` is given. */
+                search?: string;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["PaginatedSkillList"];
+                };
+            };
+            /** @description Invalid request */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Not authenticated: `AUTHENTICATION_FAILED`, `TOKEN_INVALID`, `NOT_AUTHENTICATED` */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Forbidden: `TENANT_SUSPENDED`, `TENANT_DECOMMISSIONED`, `PERMISSION_DENIED` */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Not found: `NOT_FOUND` */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Rate limited: `RATE_LIMITED` */
+            429: {
+                headers: {
+                    /** @description Seconds to wait before retrying. */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+        };
+    };
+    skills_create: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["SkillSubmitRequest"];
+            };
+        };
+        responses: {
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["SkillDetail"];
+                };
+            };
+            /** @description Invalid request */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Not authenticated: `AUTHENTICATION_FAILED`, `TOKEN_INVALID`, `NOT_AUTHENTICATED` */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Forbidden: `TENANT_SUSPENDED`, `TENANT_DECOMMISSIONED`, `PERMISSION_DENIED` */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Conflict: `CONFLICT`. `details.reason` is `version_exists` (this slug and version were already submitted, in any status) or `slug_taken` (the slug has live versions from another publisher). */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Request body too large: `PAYLOAD_TOO_LARGE` */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Unsupported media type: `UNSUPPORTED_MEDIA_TYPE` */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Rate limited: `RATE_LIMITED` */
+            429: {
+                headers: {
+                    /** @description Seconds to wait before retrying. */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+        };
+    };
+    skills_retrieve: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["SkillDetail"];
+                };
+            };
+            /** @description Not authenticated: `AUTHENTICATION_FAILED`, `TOKEN_INVALID`, `NOT_AUTHENTICATED` */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Forbidden: `TENANT_SUSPENDED`, `TENANT_DECOMMISSIONED`, `PERMISSION_DENIED` */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Not found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Rate limited: `RATE_LIMITED` */
+            429: {
+                headers: {
+                    /** @description Seconds to wait before retrying. */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+        };
+    };
+    skills_categories_retrieve: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["CategoryList"];
+                };
+            };
+            /** @description Not authenticated: `AUTHENTICATION_FAILED`, `TOKEN_INVALID`, `NOT_AUTHENTICATED` */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Forbidden: `TENANT_SUSPENDED`, `TENANT_DECOMMISSIONED`, `PERMISSION_DENIED` */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Rate limited: `RATE_LIMITED` */
+            429: {
+                headers: {
+                    /** @description Seconds to wait before retrying. */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+        };
+    };
+    skills_mine_list: {
+        parameters: {
+            query?: {
+                /**
+                 * @description Sort key; `-` for descending. Default `-createdAt` (newest submission first).
+                 *
+                 *     * `createdAt` - createdAt
+                 *     * `-createdAt` - -createdAt
+                 *     * `name` - name
+                 *     * `-name` - -name
+                 *     * `status` - status
+                 *     * `-status` - -status
+                 */
+                ordering?: "createdAt" | "-createdAt" | "name" | "-name" | "status" | "-status";
+                /** @description A page number within the paginated result set. */
+                page?: number;
+                /** @description Number of results to return per page. */
+                pageSize?: number;
+                /**
+                 * @description * `pending` - Pending
+                 *     * `approved` - Approved
+                 *     * `rejected` - Rejected
+                 */
+                status?: "pending" | "approved" | "rejected";
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["PaginatedMySubmissionList"];
+                };
+            };
+            /** @description Invalid request */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Not authenticated: `AUTHENTICATION_FAILED`, `TOKEN_INVALID`, `NOT_AUTHENTICATED` */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Forbidden: `TENANT_SUSPENDED`, `TENANT_DECOMMISSIONED`, `PERMISSION_DENIED` */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Not found: `NOT_FOUND` */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Rate limited: `RATE_LIMITED` */
+            429: {
+                headers: {
+                    /** @description Seconds to wait before retrying. */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+        };
+    };
     team_list: {
         parameters: {
             query?: {
@@ -5433,6 +9592,344 @@ export interface operations {
             /** @description Service unavailable: `SERVICE_UNAVAILABLE`, the e-mail could not be sent (nothing was changed) */
             503: {
                 headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+        };
+    };
+    tenant_retrieve: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["TenantProfile"];
+                };
+            };
+            /** @description Not authenticated: `AUTHENTICATION_FAILED`, `TOKEN_INVALID`, `NOT_AUTHENTICATED` */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Forbidden: `TENANT_SUSPENDED`, `TENANT_DECOMMISSIONED`, `PERMISSION_DENIED` */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Rate limited: `RATE_LIMITED` */
+            429: {
+                headers: {
+                    /** @description Seconds to wait before retrying. */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+        };
+    };
+    tenant_partial_update: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: {
+            content: {
+                "application/json": components["schemas"]["PatchedTenantProfileUpdateRequest"];
+            };
+        };
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["TenantProfile"];
+                };
+            };
+            /** @description Invalid request */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Not authenticated: `AUTHENTICATION_FAILED`, `TOKEN_INVALID`, `NOT_AUTHENTICATED` */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Forbidden: `PERMISSION_DENIED`, `TENANT_SUSPENDED`, `TENANT_DECOMMISSIONED` */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Conflict: `CONFLICT` */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Request body too large: `PAYLOAD_TOO_LARGE` */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Unsupported media type: `UNSUPPORTED_MEDIA_TYPE` */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Rate limited: `RATE_LIMITED` */
+            429: {
+                headers: {
+                    /** @description Seconds to wait before retrying. */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+        };
+    };
+    tenant_usage_retrieve: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["TenantUsage"];
+                };
+            };
+            /** @description Not authenticated: `AUTHENTICATION_FAILED`, `TOKEN_INVALID`, `NOT_AUTHENTICATED` */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Forbidden: `TENANT_SUSPENDED`, `TENANT_DECOMMISSIONED`, `PERMISSION_DENIED` */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Conflict: `TENANT_NOT_READY` */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Rate limited: `RATE_LIMITED` */
+            429: {
+                headers: {
+                    /** @description Seconds to wait before retrying. */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+        };
+    };
+    toolbox_retrieve: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Toolbox"];
+                };
+            };
+            /** @description Not authenticated: `AUTHENTICATION_FAILED`, `TOKEN_INVALID`, `NOT_AUTHENTICATED` */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Forbidden: `TENANT_SUSPENDED`, `TENANT_DECOMMISSIONED`, `PERMISSION_DENIED` */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Conflict: `TENANT_NOT_READY` */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Rate limited: `RATE_LIMITED` */
+            429: {
+                headers: {
+                    /** @description Seconds to wait before retrying. */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+        };
+    };
+    toolbox_update: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["ToolboxUpdateRequest"];
+            };
+        };
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Toolbox"];
+                };
+            };
+            /** @description Invalid request */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Not authenticated: `AUTHENTICATION_FAILED`, `TOKEN_INVALID`, `NOT_AUTHENTICATED` */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Forbidden: `TENANT_SUSPENDED`, `TENANT_DECOMMISSIONED`, `PERMISSION_DENIED` */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Conflict: `TENANT_NOT_READY` */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Request body too large: `PAYLOAD_TOO_LARGE` */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Unsupported media type: `UNSUPPORTED_MEDIA_TYPE` */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Rate limited: `RATE_LIMITED` */
+            429: {
+                headers: {
+                    /** @description Seconds to wait before retrying. */
+                    "Retry-After"?: number;
                     [name: string]: unknown;
                 };
                 content: {

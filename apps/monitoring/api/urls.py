@@ -8,6 +8,6 @@ from apps.tenants.api.views import UUID_PATH
 router = SimpleRouter(trailing_slash=False)
 router.register("alerts", PlatformAlertViewSet, basename="platform-alert")
 router.register("health", FleetHealthViewSet, basename="platform-fleet-health")
-router.register(rf"tenants/(?P<tenant_id>{UUID_PATH})/health", TenantHealthViewSet, basename="platform-tenant-health")
+router.register(rf"tenants/(?P<id>{UUID_PATH})/health", TenantHealthViewSet, basename="platform-tenant-health")
 
 urlpatterns = router.urls

@@ -94,7 +94,7 @@ class PlatformAlertViewSet(viewsets.GenericViewSet):
         summary="List a tenant's runtime health samples",
         description="Newest first, cursor-paginated (`pagination.next`); `from`/`to` narrow the check time.",
         tags=[TAG], parameters=[
-            OpenApiParameter("tenant_id", OpenApiTypes.UUID, OpenApiParameter.PATH, description="The tenant's id."),
+            OpenApiParameter("id", OpenApiTypes.UUID, OpenApiParameter.PATH, description="The tenant's id."),
             HealthSampleFilterSerializer],
         responses={200: PlatformHealthSampleSerializer(many=True)}),
 )
@@ -106,7 +106,7 @@ class TenantHealthViewSet(viewsets.GenericViewSet):
     def get_queryset(self):
         if getattr(self, "swagger_fake_view", False):  # drf-spectacular inspecting the view: no request
             return ContainerHealth.objects.none()
-        tenant = get_object_or_404(Tenant, pk=self.kwargs["tenant_id"])
+        tenant = get_object_or_404(Tenant, pk=self.kwargs["id"])
         filters = validated_query(HealthSampleFilterSerializer, self.request.query_params)
         return selectors.health_samples(tenant=tenant, since=filters.get("from"), until=filters.get("to"))
 
