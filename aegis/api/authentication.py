@@ -8,22 +8,33 @@ database schema is switched to it here, for the rest of the request.
 
 from __future__ import annotations
 
+import functools
+import uuid
 from dataclasses import dataclass, field
 from datetime import timedelta
 
+from django.core.signals import setting_changed
 from django.db import connection
+from django.dispatch import receiver
 from django.utils import timezone
 from rest_framework import exceptions
 from rest_framework.authentication import BaseAuthentication, get_authorization_header
 from rest_framework_api_key.crypto import KeyGenerator
 from rest_framework_simplejwt.exceptions import TokenError
 from rest_framework_simplejwt.tokens import AccessToken
+from rest_framework_simplejwt.utils import aware_utcnow
 
 from aegis.api.exceptions import ApiError, ErrorCode
+from aegis.precompiled import PrecompiledLookup
 from apps.accounts.models import ApiKey, TeamMember, User
 from apps.tenants.models import Tenant
 
 API_KEY_GENERATOR = KeyGenerator(prefix_length=8, secret_key_length=32)
+# The active user a token names, with its tenant and membership: one query, compiled once per
+# process (aegis/precompiled.py: compiling it cost more than running it, on every request).
+ACTIVE_USER = PrecompiledLookup(
+    lambda pk: User.objects.select_related("tenant", "membership").filter(pk=pk, is_active=True),
+    field=User._meta.pk, sample=uuid.UUID(int=0))
 LAST_USED_RESOLUTION = timedelta(minutes=1)  # last_used_at is written at most this often
 
 
@@ -69,6 +80,31 @@ def bind_tenant(tenant: Tenant | None) -> None:
         connection.set_schema_to_public()
 
 
+@functools.lru_cache(maxsize=4096)
+def _decoded_access_token(raw: str) -> AccessToken:
+    return AccessToken(raw)  # signature, expiry and token type checked; raises TokenError
+
+
+def verified_access_token(raw: str) -> AccessToken:
+    """`AccessToken(raw)`, with the signature of a token string verified once per process: a client
+    sends the same token on every request for its lifetime, and decoding it cost a quarter of
+    authentication's CPU (docs/performance.md). The expiry is checked again on every use; a token
+    with a not-before claim (simplejwt issues none) is never reused. The cache is keyed by the whole
+    token string (a forged or altered token is a new key, verified and refused), and emptied when
+    the signing settings change."""
+    token = _decoded_access_token(raw)
+    if "nbf" in token.payload:
+        return AccessToken(raw)
+    token.check_exp(current_time=aware_utcnow())
+    return token
+
+
+@receiver(setting_changed)
+def _forget_verified_tokens(*, setting, **kwargs) -> None:
+    if setting in ("SIMPLE_JWT", "SECRET_KEY"):
+        _decoded_access_token.cache_clear()
+
+
 def issue_access_token(user: User, *, mfa_verified: bool) -> AccessToken:
     token = AccessToken.for_user(user)
     token["role"] = user.role
@@ -92,12 +128,11 @@ class AccessTokenAuthentication(BaseAuthentication):
         if len(parts) != 2:
             raise exceptions.AuthenticationFailed("Malformed Authorization header.", code="token_invalid")
         try:
-            token = AccessToken(parts[1].decode())
+            token = verified_access_token(parts[1].decode())
         except (TokenError, UnicodeDecodeError) as exc:
             raise exceptions.AuthenticationFailed("The access token is invalid or expired.",
                                                   code="token_invalid") from exc
-        user = (User.objects.select_related("tenant", "membership")
-                .filter(pk=token.get("sub"), is_active=True).first())
+        user = ACTIVE_USER.first(token.get("sub"))
         if user is None or user.role != token.get("role") or str(user.tenant_id or "") != str(token.get("tid") or ""):
             # Deactivated, or role/tenant changed since the token was issued: make them sign in again.
             raise exceptions.AuthenticationFailed("The access token no longer matches the account.",

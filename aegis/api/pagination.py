@@ -5,16 +5,43 @@ Feeds (append-only, newest first, stable under inserts):
                {"data": [...], "pagination": {"next": "<cursor>" | null, "pageSize"}}
 """
 
+import re
 from urllib.parse import parse_qs, urlparse
 
+from django.core.paginator import Page
+from django.db.models import Count, Window
 from rest_framework.pagination import CursorPagination, PageNumberPagination
 from rest_framework.response import Response
+
+_PLAIN_PAGE_NUMBER = re.compile(r"[1-9][0-9]{0,9}")
 
 
 class PagePagination(PageNumberPagination):
     page_size = 25
     page_size_query_param = "pageSize"
     max_page_size = 100
+
+    def paginate_counted(self, queryset, request, view=None) -> list | None:
+        """`paginate_queryset` for a `.values()` queryset, the total counted by the page's own query
+        (`COUNT(*) OVER ()`, in each row as `page_total`): one query where DRF runs a COUNT and then
+        the page. Same pages, totals and errors: a page number that is not a plain positive integer
+        (`last`, `0`, `x`), and a page past the end, go through `paginate_queryset` itself."""
+        page_size = self.get_page_size(request)
+        raw_number = request.query_params.get(self.page_query_param) or "1"
+        if not page_size or not _PLAIN_PAGE_NUMBER.fullmatch(raw_number):
+            return self.paginate_queryset(queryset, request, view)
+        number = int(raw_number)
+        offset = (number - 1) * page_size
+        rows = list(queryset.annotate(page_total=Window(Count("*")))[offset:offset + page_size])
+        if not rows and number > 1:
+            return self.paginate_queryset(queryset, request, view)  # past the end: counted, then 404
+        self.request = request
+        paginator = self.django_paginator_class(queryset, page_size)
+        paginator.count = rows[0]["page_total"] if rows else 0  # Paginator.count is a cached_property
+        self.page = Page(rows, number, paginator)
+        if paginator.num_pages > 1 and self.template is not None:
+            self.display_page_controls = True
+        return rows
 
     def get_paginated_response(self, data):
         return Response({

@@ -10,6 +10,8 @@ from urllib.parse import unquote
 import environ
 import structlog
 
+from aegis.dbpool import reset_session
+
 BASE_DIR = Path(__file__).resolve().parent.parent.parent
 env = environ.Env()
 
@@ -96,15 +98,27 @@ _database = env.db_url("DATABASE_URL", default="postgres://postgres@127.0.0.1:54
 _database["HOST"] = unquote(_database.get("HOST") or "")
 _database["ENGINE"] = "django_tenants.postgresql_backend"
 # 0: the web process is ASGI, where Django's docs say persistent connections must be off (each
-# request runs in its own thread, so kept connections pile up instead of being reused).
+# request runs in its own thread, so kept connections pile up instead of being reused). It must
+# stay 0 with the pool below (Django refuses both).
 _database["CONN_MAX_AGE"] = env.int("DATABASE_CONN_MAX_AGE", default=0)
-_database["CONN_HEALTH_CHECKS"] = True
+_database["CONN_HEALTH_CHECKS"] = True  # with the pool: each connection is checked as it is lent
+# A pool of connections per process (Django's psycopg pool): a request borrows one instead of
+# opening one (a new PostgreSQL backend, authentication, cold caches: most of a short request's
+# time, docs/performance.md). On in the web server only: aegis/asgi.py sets DATABASE_POOL, so
+# Celery's forked workers and management commands keep plain connections (a pool does not
+# survive a fork). Tenant safety: a borrowed connection may still have the last borrower's
+# search_path, but django-tenants sets it before the first query of every request (a new
+# DatabaseWrapper per request, and PublicSchemaMiddleware resets it), and `reset` below puts
+# the server's default back whenever a connection is returned
+# (tests/api/test_connection_pool.py).
+DATABASE_POOL_OPTIONS = {
+    "min_size": env.int("DATABASE_POOL_MIN_SIZE", default=2),
+    "max_size": env.int("DATABASE_POOL_MAX_SIZE", default=20),  # per process; see docs/operations.md
+    "timeout": env.float("DATABASE_POOL_TIMEOUT", default=10.0),  # seconds a request waits for one
+    "reset": reset_session,
+}
 if env.bool("DATABASE_POOL", default=False):
-    _database.setdefault("OPTIONS", {})["pool"] = {
-        "min_size": env.int("DATABASE_POOL_MIN_SIZE", default=2),
-        "max_size": env.int("DATABASE_POOL_MAX_SIZE", default=10),
-        "timeout": env.float("DATABASE_POOL_TIMEOUT", default=10.0),
-    }
+    _database.setdefault("OPTIONS", {})["pool"] = dict(DATABASE_POOL_OPTIONS)
 # Lets concurrent test runs on one server use separate test databases.
 _database["TEST"] = {"NAME": env("DATABASE_TEST_NAME", default=None)}
 DATABASES = {"default": _database}
@@ -113,7 +127,9 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 REDIS_URL = env("REDIS_URL", default="redis://127.0.0.1:6379/0")
 CACHES = {
     "default": {
-        "BACKEND": "django.core.cache.backends.redis.RedisCache",
+        # Django's RedisCache with process-wide Redis connections (aegis/cache.py): under ASGI
+        # Django makes a new cache object per request.
+        "BACKEND": "aegis.cache.RedisCache",
         "LOCATION": REDIS_URL,
         "KEY_PREFIX": "aegis",
     }
@@ -123,8 +139,10 @@ CHANNEL_LAYERS = {
         "BACKEND": "channels_redis.core.RedisChannelLayer",
         # redis-py 8 reads with a 5 s socket timeout by default: exactly channels_redis's 5 s
         # blocking pop, so an idle consumer's receive would time out and crash its socket.
+        # aegis-hub.*: the live-event hubs' channels (aegis/realtime.py). A short queue: behind
+        # it, a hub reads the Redis Stream instead of waiting for stale messages.
         "CONFIG": {"hosts": [{"address": REDIS_URL, "socket_timeout": 15, "socket_connect_timeout": 2}],
-                   "prefix": "aegis:channels"},
+                   "prefix": "aegis:channels", "channel_capacity": {"aegis-hub.*": 10}},
     }
 }
 

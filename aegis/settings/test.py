@@ -8,7 +8,7 @@ EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
 CELERY_TASK_ALWAYS_EAGER = True
 CACHES = {
     "default": {
-        "BACKEND": "django.core.cache.backends.redis.RedisCache",
+        "BACKEND": "aegis.cache.RedisCache",
         "LOCATION": REDIS_URL,  # noqa: F405
         # Per test database, so concurrent runs on one Redis keep separate rate-limit counters.
         "KEY_PREFIX": "aegis-" + (env("DATABASE_TEST_NAME", default=None) or "test"),  # noqa: F405

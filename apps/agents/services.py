@@ -31,6 +31,7 @@ from django.http import Http404
 from django.utils import timezone
 from django.utils.text import slugify
 
+from aegis import events
 from aegis.domain import Conflict, InvalidState, LimitReached, StaleWrite
 from apps.agents.models import Agent, AgentActivity, AgentChannel, SkillInstallation
 from apps.agents.signals import send_runtime_config_changed
@@ -265,6 +266,7 @@ def change_status(*, tenant: Tenant, agent_id: UUID, verb: str, expected_revisio
                changes={"status": {"before": before, "after": target}})
         _activity(agent, AgentActivity.Kind.STATUS_CHANGED, f"Status changed from {before} to {target}",
                   {"from": before, "to": target})
+        events.publish_agent_status(tenant, agent, before=before)
         _changed_runtime(Agent, tenant, agent.pk, action)
 
     return _write_agent(agent_id, expected_revision, operation)

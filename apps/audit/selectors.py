@@ -15,6 +15,11 @@ from django.db.models import QuerySet
 
 from apps.audit.models import AuditLog
 
+# What a feed entry shows (apps.audit.api.serializers.entry), as `entry_rows` reads it.
+ENTRY_FIELDS = ("id", "action", "actor_user_id", "actor_api_key_id", "actor_label", "target_type", "target_id",
+                "changes", "ip", "user_agent", "request_id", "created_at")
+TENANT_FIELDS = ("tenant_id", "tenant__company_name", "tenant__slug", "tenant__status")
+
 
 def audit_logs(*, tenant_id=None, actor_id=None, action: str | None = None, since: datetime | None = None,
                until: datetime | None = None) -> QuerySet[AuditLog]:
@@ -32,3 +37,11 @@ def audit_logs(*, tenant_id=None, actor_id=None, action: str | None = None, sinc
     if until is not None:
         queryset = queryset.filter(created_at__lt=until)
     return queryset
+
+
+def entry_rows(queryset: QuerySet[AuditLog], *, with_tenant: bool) -> QuerySet:
+    """The entries as dicts (ENTRY_FIELDS, plus TENANT_FIELDS joined in when `with_tenant`): the
+    page is read without building model instances. `created_at` and `id` are in every row, as the
+    feed's cursor needs them."""
+    fields = (*ENTRY_FIELDS, *TENANT_FIELDS) if with_tenant else ENTRY_FIELDS
+    return queryset.select_related(None).values(*fields)

@@ -19,6 +19,7 @@ from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
+from aegis.api.wire import WireDict, camelize_as_configured, datetime_text
 from apps.agents import selectors
 from apps.agents.json_schemas import ASSISTED_USER, CHANNEL_CONFIG, CHANNEL_SECRETS
 from apps.agents.models import (
@@ -146,6 +147,31 @@ class AgentSerializer(serializers.ModelSerializer):
         fields = ["id", "key", "name", "role", "status", "status_reason", "model_tier", "thinking_mode",
                   "assisted_user", "description", "revision", "channels", "skills", "created_at", "updated_at"]
         read_only_fields = fields
+
+
+# The agent list's read path: AgentSerializer's output, built from a selectors.summary_rows() row
+# without model instances or field objects (tests/api/test_read_paths.py holds the two equal).
+def agent_summary(row: dict, datetime_text=datetime_text) -> WireDict:
+    """One agent as AgentSerializer shows it, already in wire form (camelCase keys). For a page,
+    pass one `aegis.api.wire.datetime_formatter()` as `datetime_text`."""
+    return WireDict({
+        "id": str(row["id"]),
+        "key": row["key"],
+        "name": row["name"],
+        "role": row["role_id"],
+        "status": row["status"],
+        "statusReason": row["status_reason"],
+        "modelTier": row["model_tier"],
+        "thinkingMode": row["thinking_mode"],
+        "assistedUser": camelize_as_configured(row["assisted_user"]),
+        "description": row["description"],
+        "revision": row["revision"],
+        # Built by PostgreSQL as ChannelSummarySerializer and InstallSummarySerializer show them.
+        "channels": row["channel_rows"],
+        "skills": row["skill_rows"],
+        "createdAt": datetime_text(row["created_at"]),
+        "updatedAt": datetime_text(row["updated_at"]),
+    })
 
 
 class AgentCreateSerializer(StrictSerializer):

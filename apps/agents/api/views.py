@@ -25,6 +25,7 @@ from rest_framework.response import Response
 from aegis.api.pagination import FeedPagination
 from aegis.api.permissions import admins, members
 from aegis.api.schema import error_response, errors
+from aegis.api.wire import datetime_formatter
 from apps.agents import selectors, services
 from apps.agents.api.serializers import (
     ActivityFilterSerializer,
@@ -43,6 +44,7 @@ from apps.agents.api.serializers import (
     SkillInstallCreateSerializer,
     SkillInstallUpdateSerializer,
     TenantActivityFilterSerializer,
+    agent_summary,
     validated_body,
     validated_query,
 )
@@ -156,8 +158,11 @@ class AgentViewSet(viewsets.GenericViewSet):
         return {"tenant": self.request.auth.tenant, "actor": self.request.auth.actor, "request": self.request}
 
     def list(self, request, *args, **kwargs):
-        page = self.paginate_queryset(self.get_queryset())
-        return self.get_paginated_response(AgentSerializer(page, many=True).data)
+        # Rows, not model instances (selectors.summary_rows): the same items AgentSerializer gives,
+        # the total counted by the page's own query.
+        page = self.paginator.paginate_counted(self.get_queryset(), request, view=self)
+        datetime_text = datetime_formatter()
+        return self.get_paginated_response([agent_summary(row, datetime_text) for row in page])
 
     def create(self, request, *args, **kwargs):
         data = validated_body(AgentCreateSerializer, request.data)

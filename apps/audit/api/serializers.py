@@ -6,6 +6,7 @@ from __future__ import annotations
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
+from aegis.api.wire import WireDict, camelize_as_configured, datetime_text
 from apps.audit.models import AuditLog
 from apps.tenants.api.serializers import PlatformTenantSummarySerializer
 
@@ -35,18 +36,51 @@ class PlatformAuditLogSerializer(serializers.ModelSerializer):
 
     @extend_schema_field(AuditActorSerializer)
     def get_actor(self, entry: AuditLog) -> dict:
-        # From the row's own columns: no join per entry, and a deleted actor keeps its label.
-        if entry.actor_user_id is not None:
-            kind, actor_id = "user", entry.actor_user_id
-        elif entry.actor_api_key_id is not None:
-            kind, actor_id = "api_key", entry.actor_api_key_id
-        elif entry.actor_label.startswith("api-key:"):
-            kind, actor_id = "api_key", None
-        elif entry.actor_label:
-            kind, actor_id = "user", None
-        else:
-            kind, actor_id = "system", None
-        return {"type": kind, "id": actor_id, "label": entry.actor_label}
+        return actor(entry.actor_user_id, entry.actor_api_key_id, entry.actor_label)
+
+
+def actor(user_id, api_key_id, label: str) -> dict:
+    """From the row's own columns: no join per entry, and a deleted actor keeps its label."""
+    if user_id is not None:
+        kind, actor_id = "user", user_id
+    elif api_key_id is not None:
+        kind, actor_id = "api_key", api_key_id
+    elif label.startswith("api-key:"):
+        kind, actor_id = "api_key", None
+    elif label:
+        kind, actor_id = "user", None
+    else:
+        kind, actor_id = "system", None
+    return {"type": kind, "id": actor_id, "label": label}
+
+
+# The feeds' read path: the serializers' output, built from an apps.audit.selectors.entry_rows()
+# row without model instances or field objects (tests/api/test_read_paths.py holds them equal).
+def entry(row: dict, *, with_tenant: bool, datetime_text=datetime_text) -> WireDict:
+    """One entry as PlatformAuditLogSerializer (`with_tenant`) or TenantAuditLogSerializer shows it,
+    already in wire form (camelCase keys). For a page, pass one `aegis.api.wire.datetime_formatter()`
+    as `datetime_text`."""
+    result = WireDict(id=str(row["id"]), action=row["action"])
+    if with_tenant:
+        tenant_id = row["tenant_id"]
+        result["tenant"] = None if tenant_id is None else {
+            "id": str(tenant_id), "companyName": row["tenant__company_name"], "slug": row["tenant__slug"],
+            "status": row["tenant__status"]}
+    actor_fields = actor(row["actor_user_id"], row["actor_api_key_id"], row["actor_label"])
+    if actor_fields["id"] is not None:
+        actor_fields["id"] = str(actor_fields["id"])
+    ip = row["ip"]
+    result.update({
+        "actor": actor_fields,
+        "targetType": row["target_type"],
+        "targetId": row["target_id"],
+        "changes": camelize_as_configured(row["changes"]),
+        "ip": None if ip is None else str(ip),
+        "userAgent": row["user_agent"],
+        "requestId": row["request_id"],
+        "createdAt": datetime_text(row["created_at"]),
+    })
+    return result
 
 
 class AuditLogFilterSerializer(serializers.Serializer):

@@ -14,8 +14,10 @@ from aegis.api.pagination import FeedPagination
 from aegis.api.permissions import admins
 from aegis.api.schema import errors
 from aegis.api.views import TenantScopedViewSet
+from aegis.api.wire import datetime_formatter
 from apps.agents.api.serializers import validated_query
 from apps.audit import selectors
+from apps.audit.api.serializers import entry
 from apps.audit.api.tenant_serializers import TenantAuditFilterSerializer, TenantAuditLogSerializer
 from apps.audit.models import AuditLog
 
@@ -38,9 +40,12 @@ class TenantAuditLogViewSet(TenantScopedViewSet):
                                         since=filters.get("from"), until=filters.get("to"))
         if filters.get("targetType"):
             queryset = queryset.filter(target_type=filters["targetType"])
-        # The serializer reads only the row's own columns: no joins.
-        return queryset.select_related(None)
+        # The entry shows only the row's own columns: no joins.
+        return selectors.entry_rows(queryset, with_tenant=False)
 
     def list(self, request, *args, **kwargs):
+        # Rows, not model instances: the same entries TenantAuditLogSerializer gives.
         page = self.paginate_queryset(self.get_queryset())
-        return self.get_paginated_response(TenantAuditLogSerializer(page, many=True).data)
+        datetime_text = datetime_formatter()
+        return self.get_paginated_response([entry(row, with_tenant=False, datetime_text=datetime_text)
+                                            for row in page])

@@ -11,8 +11,9 @@ from rest_framework import viewsets
 
 from aegis.api.pagination import FeedPagination
 from aegis.api.permissions import platform
+from aegis.api.wire import datetime_formatter
 from apps.audit import selectors
-from apps.audit.api.serializers import AuditLogFilterSerializer, PlatformAuditLogSerializer
+from apps.audit.api.serializers import AuditLogFilterSerializer, PlatformAuditLogSerializer, entry
 from apps.tenants.api.serializers import validated_query
 
 
@@ -31,10 +32,14 @@ class PlatformAuditLogViewSet(viewsets.GenericViewSet):
 
     def get_queryset(self):
         filters = validated_query(AuditLogFilterSerializer, self.request.query_params)
-        return selectors.audit_logs(tenant_id=filters.get("tenant"), actor_id=filters.get("actor"),
-                                    action=filters.get("action"), since=filters.get("from"),
-                                    until=filters.get("to"))
+        return selectors.entry_rows(
+            selectors.audit_logs(tenant_id=filters.get("tenant"), actor_id=filters.get("actor"),
+                                 action=filters.get("action"), since=filters.get("from"), until=filters.get("to")),
+            with_tenant=True)
 
     def list(self, request, *args, **kwargs):
+        # Rows, not model instances: the same entries PlatformAuditLogSerializer gives.
         page = self.paginate_queryset(self.get_queryset())
-        return self.get_paginated_response(PlatformAuditLogSerializer(page, many=True).data)
+        datetime_text = datetime_formatter()
+        return self.get_paginated_response([entry(row, with_tenant=True, datetime_text=datetime_text)
+                                            for row in page])
