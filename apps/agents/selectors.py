@@ -77,8 +77,8 @@ def _summary_expressions() -> dict[str, RawSQL]:
     JSONObject cost 1.6 ms of CPU per request to build and compile (the whole page query:
     0.3 ms this way) plus a json.loads per element, and jsonb sorts an object's keys. `json`
     keeps them in the order the API shows them (ChannelSummarySerializer, InstallSummarySerializer),
-    already camelCase.
-    The outer query is `agents_agent` itself, unaliased, as every queryset of this module is."""
+    already camelCase. The outer query reads `agents_agent` under its own name, as every queryset
+    of this module does."""
     agents, channels = _quoted(Agent), _quoted(AgentChannel)
     installs, skills = _quoted(SkillInstallation), _quoted(Skill)
     channel_rows = f"""
@@ -97,9 +97,10 @@ def _summary_expressions() -> dict[str, RawSQL]:
 def summary_rows(queryset: QuerySet[Agent]) -> QuerySet:
     """The agents as dicts (AGENT_SUMMARY_FIELDS), each with `channel_rows` (id, type, name, status;
     ordered by name) and `skill_rows` (skillId, slug, name, version, enabled; in install order), keys
-    as the API shows them:
-    one query per page, without a model instance per agent, channel, install and skill. The
-    paginator's COUNT leaves the two subqueries out."""
+    as the API shows them: one query per page, without a model instance per agent, channel, install
+    and skill. PostgreSQL runs the two subqueries for the page's rows only, also when the page
+    query counts all rows (`COUNT(*) OVER ()`, aegis.api.pagination.PagePagination.paginate_counted);
+    a plain COUNT leaves them out."""
     return queryset.values(*AGENT_SUMMARY_FIELDS, **_summary_expressions())
 
 
