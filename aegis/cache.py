@@ -4,10 +4,10 @@ Django keeps cache objects per thread, and under ASGI per request context: every
 served by uvicorn gets a new `RedisCache`, whose client builds a new redis-py connection pool,
 so each request that touches the cache (the API's rate limit does, on every call) opened a new
 TCP connection to Redis and ran redis-py's handshake (HELLO, health check) before its first
-command: the largest single cost of an API request under uvicorn after the database
-(docs/performance.md, API throughput). Here the connection pools, and the redis-py clients on
-them, are kept per process, keyed by server URL and options; both are thread-safe, and a pool
-notices a fork and starts afresh in the child.
+command: 2.5-4.5 ms of CPU per API request under uvicorn (docs/performance.md, API throughput).
+Here the connection pools, and the redis-py clients on them, are kept per process, keyed by
+server URL and options; both are thread-safe, and a pool notices a fork and starts afresh in the
+child.
 
 Everything else (keys, serialisation, timeouts, commands) is Django's RedisCache unchanged.
 """
