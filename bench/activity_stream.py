@@ -39,7 +39,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import base64
 import contextlib
 import itertools
 import json
@@ -47,83 +46,29 @@ import multiprocessing
 import os
 import resource
 import signal
-import socket
-import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
-from urllib.parse import unquote, urlsplit, urlunsplit
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-SECRET_KEY = "bench-only-secret-key-not-for-production-0123456789abcdefghijklmnop"
-FERNET_KEY = base64.urlsafe_b64encode(b"aegis-bench-only-fernet-key-0001").decode()
+from bench import support  # noqa: E402
+from bench.support import log  # noqa: E402
+
 CONNECT_CONCURRENCY = 50  # clients opening their socket at once (each costs a database query)
 MAX_CLIENTS, MAX_RATE, MAX_DURATION = 5000, 5000, 120
 BENCH_PASSWORD = "bench-password-1234"  # the admins never sign in: the bench issues their tokens
 
 
-def log(message: str) -> None:
-    print(f"[bench] {message}", file=sys.stderr, flush=True)
-
-
 # --- The scratch database -----------------------------------------------------------------------------
 
 
-def connect_params(url: str, dbname: str) -> dict:
-    """psycopg keyword arguments from a postgres:// URL (a unix-socket host arrives %-encoded)."""
-    parts = urlsplit(url)
-    userinfo, _, hostport = parts.netloc.rpartition("@")
-    user, _, password = userinfo.partition(":")
-    host, _, port = hostport.partition(":")
-    params = {"host": unquote(host) or "localhost", "user": unquote(user) or "postgres", "dbname": dbname,
-              "autocommit": True}
-    if port:
-        params["port"] = int(port)
-    if password:
-        params["password"] = unquote(password)
-    return params
-
-
-def admin_execute(url: str, statement) -> None:
-    import psycopg
-
-    with psycopg.connect(**connect_params(url, "postgres")) as conn:
-        conn.execute(statement)
-
-
-def create_database(url: str, name: str) -> None:
-    from psycopg import sql
-
-    admin_execute(url, sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-
-
-def drop_database(url: str, name: str) -> None:
-    from psycopg import sql
-
-    admin_execute(url, sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
-
-
 def bench_environment(database_url: str, redis_url: str, prefix: str) -> dict[str, str]:
-    return {
-        "DJANGO_SETTINGS_MODULE": "bench.settings_activity",
-        "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])),
-        "DATABASE_URL": database_url,
-        "REDIS_URL": redis_url,
-        "BENCH_EVENTS_PREFIX": prefix,
-        "SECRET_KEY": SECRET_KEY,
-        "FIELD_ENCRYPTION_KEYS": FERNET_KEY,
-        "ALLOWED_HOSTS": "127.0.0.1",
-        "SECURE_SSL_REDIRECT": "False",
-        "ACCESS_TOKEN_MINUTES": "120",
-        "TENANT_RUNTIMES_ENABLED": "False",  # no gateways: this measures the event path only
-        "EMAIL_URL": "consolemail://",
-        "LOG_LEVEL": "WARNING",
-    }
+    return {**support.server_environment("bench.settings_activity", database_url, redis_url),
+            "BENCH_EVENTS_PREFIX": prefix, "LOG_LEVEL": "WARNING"}
 
 
 def load_tenants() -> list[dict]:
@@ -159,54 +104,9 @@ def delete_redis_keys(redis_url: str, prefix: str) -> int:
 # --- The server -----------------------------------------------------------------------------------------
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def start_server(env: dict[str, str], port: int, workers: int, log_file) -> subprocess.Popen:
-    command = [sys.executable, "-m", "uvicorn", "aegis.asgi:application", "--host", "127.0.0.1", "--port", str(port),
-               "--workers", str(workers), "--lifespan", "off", "--no-access-log", "--timeout-graceful-shutdown", "5"]
-    return subprocess.Popen(command, cwd=ROOT, env={**os.environ, **env}, stdout=log_file, stderr=subprocess.STDOUT,
-                            start_new_session=True)
-
-
-def wait_healthy(server: subprocess.Popen, port: int, timeout: float = 60.0) -> None:
-    deadline = time.monotonic() + timeout
-    request = urllib.request.Request(f"http://127.0.0.1:{port}/healthz", headers={"Host": "127.0.0.1"})
-    while time.monotonic() < deadline:
-        if server.poll() is not None:
-            raise RuntimeError(f"the server exited with status {server.returncode}")
-        with contextlib.suppress(OSError), urllib.request.urlopen(request, timeout=2) as response:  # noqa: S310
-            if response.status == 200:  # (a fixed loopback URL)
-                return
-        time.sleep(0.2)
-    raise RuntimeError(f"/healthz did not answer within {timeout:.0f} s")
-
-
-def stop_server(server: subprocess.Popen) -> None:
-    if server.poll() is not None:
-        return
-    server.send_signal(signal.SIGTERM)
-    try:
-        server.wait(timeout=15)
-    except subprocess.TimeoutExpired:
-        os.killpg(server.pid, signal.SIGKILL)  # our own session, started above
-        server.wait(timeout=5)
-
-
 def server_cpu_seconds(master: int) -> float:
-    """User + system CPU of the uvicorn master and its workers, from /proc."""
-    pids = [master]
-    with contextlib.suppress(OSError):
-        pids += [int(pid) for pid in Path(f"/proc/{master}/task/{master}/children").read_text().split()]
-    ticks = 0
-    for pid in pids:
-        with contextlib.suppress(OSError):
-            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-            ticks += int(fields[11]) + int(fields[12])
-    return ticks / os.sysconf("SC_CLK_TCK")
+    """User + system CPU of the uvicorn master and its workers."""
+    return support.process_cpu_seconds(support.server_pids(master))
 
 
 # --- The publisher (its own process) ----------------------------------------------------------------------
@@ -337,16 +237,7 @@ async def client_group(url: str, tokens: list[str], tenants: list[int], commands
 
 def client_process(url: str, tokens: list[str], tenants: list[int], commands, reports) -> None:
     raise_file_limit(len(tenants))
-    runner_loop(client_group(url, tokens, tenants, commands, reports))
-
-
-def runner_loop(coroutine):
-    try:
-        import uvloop
-    except ImportError:
-        return asyncio.run(coroutine)
-    with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
-        return runner.run(coroutine)
+    support.run_async(client_group(url, tokens, tenants, commands, reports))
 
 
 def percentile(values: list[float], fraction: float) -> float:
@@ -375,7 +266,7 @@ class Result:
 
 
 def measure_baseline(env, redis_url: str, prefix: str, rate: float, duration: float) -> Result:
-    return runner_loop(_baseline(env, redis_url, prefix, rate, duration))
+    return support.run_async(_baseline(env, redis_url, prefix, rate, duration))
 
 
 async def _baseline(env, redis_url: str, prefix: str, rate: float, duration: float) -> Result:
@@ -467,9 +358,7 @@ def table(results: list[Result], markdown: bool) -> str:
              str(r.publish_failures), r.cpu or "-", f"{r.cpu_per_delivery:.0f} µs" if r.cpu_per_delivery else "-",
              r.client_cpu or "-"] for r in results]
     if markdown:
-        lines = ["| " + " | ".join(header) + " |", "| " + " | ".join(["---"] + ["---:"] * (len(header) - 1)) + " |"]
-        lines += ["| " + " | ".join(row) + " |" for row in rows]
-        return "\n".join(lines)
+        return support.markdown_table(header, rows)
     widths = [max(len(str(row[i])) for row in [header, *rows]) for i in range(len(header))]
     return "\n".join("  ".join(str(cell).ljust(widths[i]) for i, cell in enumerate(row)) for row in [header, *rows])
 
@@ -508,27 +397,20 @@ def main() -> int:
             and 1 <= args.client_processes <= 8):
         parser.error(f"out of range: clients 1-{MAX_CLIENTS}, rate 1-{MAX_RATE}, duration 1-{MAX_DURATION}, "
                      "drain 1-300, workers 1-8, client processes 1-8")
-    source_url, redis_url = os.environ.get("DATABASE_URL"), os.environ.get("REDIS_URL")
-    if not source_url or not redis_url:
-        sys.exit("DATABASE_URL/REDIS_URL are not set: run through `python -m aegis.devservices exec --`")
+    source_url, redis_url = support.service_urls()
     raise_file_limit(max(c for c, _ in scenarios))
 
     database = f"aegis_bench_ws_{os.getpid()}"
     prefix = f"aegis-bench-ws-{os.getpid()}"
-    parts = urlsplit(source_url)
-    env = bench_environment(urlunsplit((parts.scheme, parts.netloc, "/" + database, parts.query, "")), redis_url,
-                            prefix)
+    env = bench_environment(support.database_url_with(source_url, database), redis_url, prefix)
     os.environ.update(env)
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # run the finally blocks
     results: list[Result] = []
     server = None
     log_file = tempfile.NamedTemporaryFile("w+", prefix="aegis-bench-ws-", suffix=".log", delete=False)  # noqa: SIM115
-    create_database(source_url, database)
+    support.create_database(source_url, database)
     try:
-        started = time.perf_counter()
-        subprocess.run([sys.executable, "manage.py", "migrate_platform", "--verbosity", "0"], cwd=ROOT,
-                       env={**os.environ, **env}, check=True)
-        log(f"scratch database {database} migrated in {time.perf_counter() - started:.1f} s")
+        log(f"scratch database {database} migrated in {support.migrate_platform(env):.1f} s")
         import django
 
         django.setup()
@@ -536,9 +418,9 @@ def main() -> int:
 
         tenants = load_tenants()
         connections.close_all()
-        port = free_port()
-        server = start_server(env, port, args.workers, log_file)
-        wait_healthy(server, port)
+        port = support.free_port()
+        server = support.start_server(env, port, args.workers, log_file, access_log=False)
+        support.wait_healthy(server, port)
         log(f"uvicorn ({args.workers} workers) on 127.0.0.1:{port}; server log: {log_file.name}")
 
         for clients, rate in scenarios:
@@ -549,12 +431,12 @@ def main() -> int:
                                           args.client_processes))
     finally:
         if server is not None:
-            stop_server(server)
+            support.stop_server(server)
         with contextlib.suppress(Exception):
             from django.db import connections
 
             connections.close_all()
-        drop_database(source_url, database)
+        support.drop_database(source_url, database)
         log(f"dropped {database}; deleted {delete_redis_keys(redis_url, prefix)} Redis keys")
 
     print(table(results, markdown=False))

@@ -55,7 +55,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import base64
 import contextlib
 import cProfile
 import io
@@ -64,19 +63,19 @@ import math
 import os
 import pstats
 import signal
-import socket
-import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
-from urllib.parse import unquote, urlsplit, urlunsplit
+from urllib.parse import urlsplit, urlunsplit
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+
+from bench import support  # noqa: E402
+from bench.support import log  # noqa: E402
 
 BENCH_DATABASE = "aegis_bench"
 # Bump when the data set changes shape: a bench database loaded by another version is rebuilt.
@@ -93,61 +92,15 @@ CONFIG_AGENTS = 32  # agents whose configuration is fetched, in rotation
 TARGET_AGENT_RATIO = 0.5
 TARGET_AUDIT_P99_MS = 50.0
 
-# Bench-only values (the bench database holds nothing but generated data). Fixed, so that data
-# encrypted by one run (channel secrets, TOTP keys) still decrypts in the next.
-BENCH_SECRET_KEY = "bench-only-secret-key-not-for-production-0123456789abcdefghijklmnop"
-BENCH_FERNET_KEY = base64.urlsafe_b64encode(b"aegis-bench-only-fernet-key-0001").decode()
 BENCH_REDIS_DB = 14  # the throttle's counters go to their own Redis database, not the dev one
-
-
-def log(message: str) -> None:
-    print(f"[bench] {message}", file=sys.stderr, flush=True)
 
 
 # --- The bench database ------------------------------------------------------------------------
 
 
-def database_url_with(url: str, name: str) -> str:
-    parts = urlsplit(url)
-    return urlunsplit((parts.scheme, parts.netloc, "/" + name, parts.query, parts.fragment))
-
-
-def connect_params(url: str, dbname: str) -> dict:
-    """psycopg keyword arguments from a postgres:// URL (a unix-socket host arrives %-encoded)."""
-    parts = urlsplit(url)
-    userinfo, _, hostport = parts.netloc.rpartition("@")  # by hand: .hostname lower-cases a socket path
-    user, _, password = userinfo.partition(":")
-    if hostport.startswith("["):
-        host, _, rest = hostport[1:].partition("]")
-        port = rest.lstrip(":")
-    else:
-        host, _, port = hostport.partition(":")
-    params = {"host": unquote(host) or "localhost", "user": unquote(user) or "postgres", "dbname": dbname,
-              "autocommit": True}
-    if port:
-        params["port"] = int(port)
-    if password:
-        params["password"] = unquote(password)
-    return params
-
-
-def admin_connection(url: str):
-    import psycopg
-
-    return psycopg.connect(**connect_params(url, "postgres"))
-
-
 def database_exists(url: str, name: str) -> bool:
-    with admin_connection(url) as conn:
+    with support.admin_connection(url) as conn:
         return conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", [name]).fetchone() is not None
-
-
-def recreate_database(url: str, name: str) -> None:
-    from psycopg import sql
-
-    with admin_connection(url) as conn:
-        conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
-        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
 
 
 def bench_environment(database_url: str, redis_url: str) -> dict[str, str]:
@@ -155,25 +108,13 @@ def bench_environment(database_url: str, redis_url: str) -> dict[str, str]:
     redis = urlsplit(redis_url)
     bench_redis = urlunsplit((redis.scheme, redis.netloc, f"/{BENCH_REDIS_DB}", "", ""))
     return {
-        "DJANGO_SETTINGS_MODULE": "bench.settings_bench",
-        "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])),
-        "DATABASE_URL": database_url,
-        "REDIS_URL": bench_redis,
+        **support.server_environment("bench.settings_bench", database_url, bench_redis),
         "CELERY_BROKER_URL": bench_redis,  # nothing the bench does may reach the dev workers' queue
-        # No OpenClaw gateways: the bench measures the API. Agent changes during the load then queue
-        # no runtime-config task (apps/tenants/runtime/receivers.py).
-        "TENANT_RUNTIMES_ENABLED": "False",
-        "SECRET_KEY": BENCH_SECRET_KEY,
-        "FIELD_ENCRYPTION_KEYS": BENCH_FERNET_KEY,
-        "ALLOWED_HOSTS": "127.0.0.1",
-        "SECURE_SSL_REDIRECT": "False",
         "DEBUG": "False",
         # DRF's throttle keeps every request time of the window in one cache entry; a per-second
         # window keeps that list short while the throttle still runs on every request.
         "API_RATE_LIMIT": "1000000/s",
-        "ACCESS_TOKEN_MINUTES": "120",
         "CHANNEL_VERIFIER": "local",
-        "EMAIL_URL": "consolemail://",
     }
 
 
@@ -202,10 +143,7 @@ def write_meta(value: dict) -> None:
 
 
 def run_migrate_platform(env: dict[str, str]) -> None:
-    started = time.perf_counter()
-    subprocess.run([sys.executable, "manage.py", "migrate_platform", "--verbosity", "0"], cwd=ROOT,
-                   env={**os.environ, **env}, check=True)
-    log(f"migrate_platform: {time.perf_counter() - started:.1f} s")
+    log(f"migrate_platform: {support.migrate_platform(env):.1f} s")
 
 
 def pending_migrations(schemas: list[str]) -> list[str]:
@@ -518,26 +456,6 @@ class Sample:
         return ordered[min(len(ordered) - 1, math.ceil(fraction * len(ordered)) - 1)] * 1000
 
 
-def process_cpu_seconds(pids: list[int]) -> float:
-    ticks = os.sysconf("SC_CLK_TCK")
-    total = 0
-    for pid in pids:
-        with contextlib.suppress(OSError):
-            fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
-            total += int(fields[11]) + int(fields[12])  # utime, stime
-    return total / ticks
-
-
-def server_pids(master: int) -> list[int]:
-    pids = [master]
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            with contextlib.suppress(OSError):
-                if int((entry / "stat").read_text().rpartition(")")[2].split()[1]) == master:
-                    pids.append(int(entry.name))
-    return pids
-
-
 async def drive(endpoint: Endpoint, port: int, concurrency: int, warmup: float, duration: float,
                 pids: list[int], max_requests: int = 500_000) -> Sample:
     """`concurrency` connections sending requests back to back: `warmup` seconds discarded, then
@@ -582,13 +500,13 @@ async def drive(endpoint: Endpoint, port: int, concurrency: int, warmup: float, 
     stop = asyncio.Event()
     tasks = [asyncio.create_task(client(index)) for index in range(concurrency)]
     await asyncio.sleep(warmup)
-    cpu_before, client_before = process_cpu_seconds(pids), time.process_time()
+    cpu_before, client_before = support.process_cpu_seconds(pids), time.process_time()
     started = time.perf_counter()
     phase["measuring"] = True
     await asyncio.sleep(duration)
     phase["measuring"] = False
     sample.seconds = time.perf_counter() - started
-    sample.server_cpu = process_cpu_seconds(pids) - cpu_before
+    sample.server_cpu = support.process_cpu_seconds(pids) - cpu_before
     sample.client_cpu = time.process_time() - client_before
     stop.set()
     await asyncio.gather(*tasks)
@@ -621,58 +539,6 @@ async def follow_cursor(port: int, token: str, pages: int) -> tuple[str, float]:
     finally:
         await connection.close()
     return cursor, total / pages
-
-
-def run_async(coroutine):
-    try:
-        import uvloop
-
-        with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
-            return runner.run(coroutine)
-    except ImportError:
-        return asyncio.run(coroutine)
-
-
-# --- The server -----------------------------------------------------------------------------------
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def start_server(env: dict[str, str], port: int, workers: int, log_file) -> subprocess.Popen:
-    # As the Dockerfile runs it (WEB_CONCURRENCY workers), on loopback.
-    command = [sys.executable, "-m", "uvicorn", "aegis.asgi:application", "--host", "127.0.0.1",
-               "--port", str(port), "--workers", str(workers), "--lifespan", "off",
-               "--timeout-graceful-shutdown", "5"]
-    return subprocess.Popen(command, cwd=ROOT, env={**os.environ, **env}, stdout=log_file,
-                            stderr=subprocess.STDOUT, start_new_session=True)
-
-
-def wait_healthy(server: subprocess.Popen, port: int, timeout: float = 60.0) -> None:
-    deadline = time.monotonic() + timeout
-    request = urllib.request.Request(f"http://127.0.0.1:{port}/healthz", headers={"Host": "127.0.0.1"})
-    while time.monotonic() < deadline:
-        if server.poll() is not None:
-            raise RuntimeError(f"the server exited with status {server.returncode} before answering /healthz")
-        with contextlib.suppress(OSError), urllib.request.urlopen(request, timeout=2) as response:  # noqa: S310
-            if response.status == 200:  # (a fixed loopback URL)
-                return
-        time.sleep(0.2)
-    raise RuntimeError(f"/healthz did not answer 200 within {timeout:.0f} s")
-
-
-def stop_server(server: subprocess.Popen) -> None:
-    if server.poll() is not None:
-        return
-    server.send_signal(signal.SIGTERM)  # uvicorn's supervisor stops its workers
-    try:
-        server.wait(timeout=15)
-    except subprocess.TimeoutExpired:
-        os.killpg(server.pid, signal.SIGKILL)  # our own session, started above
-        server.wait(timeout=5)
 
 
 # --- In-process checks: SQL per request, profiles ----------------------------------------------------
@@ -722,9 +588,7 @@ def in_process(endpoints: list[Endpoint], profile_requests: int = 0) -> dict[str
 
 def table(rows: list[list[str]], header: list[str], markdown: bool) -> str:
     if markdown:
-        lines = ["| " + " | ".join(header) + " |", "| --- |" + " ---: |" * (len(header) - 1)]
-        lines += ["| " + " | ".join(row) + " |" for row in rows]
-        return "\n".join(lines)
+        return support.markdown_table(header, rows)
     widths = [max(len(str(cell)) for cell in column) for column in zip(header, *rows, strict=True)]
     fmt = "  ".join(f"{{:<{w}}}" if i == 0 else f"{{:>{w}}}" for i, w in enumerate(widths))
     return "\n".join([fmt.format(*header), fmt.format(*("-" * w for w in widths))]
@@ -750,12 +614,10 @@ def main() -> int:
             and 1 <= args.concurrency <= 256 and 0 <= args.latency_concurrency <= 256 and 1 <= args.workers <= 16):
         parser.error("out of range: duration 0-60, warmup 0-30, rounds 1-10, concurrency 1-256, workers 1-16")
 
-    source_url, redis_url = os.environ.get("DATABASE_URL"), os.environ.get("REDIS_URL")
-    if not source_url or not redis_url:
-        sys.exit("DATABASE_URL/REDIS_URL are not set: run through `python -m aegis.devservices exec --`")
+    source_url, redis_url = support.service_urls()
     if urlsplit(source_url).path.lstrip("/") == BENCH_DATABASE:
         sys.exit(f"DATABASE_URL already names {BENCH_DATABASE}: point it at the dev database's server")
-    bench_url = database_url_with(source_url, BENCH_DATABASE)
+    bench_url = support.database_url_with(source_url, BENCH_DATABASE)
     env = bench_environment(bench_url, redis_url)
     env["LOG_LEVEL"] = os.environ.get("LOG_LEVEL", "INFO")  # the server logs as in production
     os.environ.update(env)
@@ -765,7 +627,7 @@ def main() -> int:
     rebuild = args.reset or not database_exists(source_url, BENCH_DATABASE)
     if rebuild:
         log(f"creating database {BENCH_DATABASE}" + (" (--reset)" if args.reset else ""))
-        recreate_database(source_url, BENCH_DATABASE)
+        support.recreate_database(source_url, BENCH_DATABASE)
 
     import django
 
@@ -778,7 +640,7 @@ def main() -> int:
         if not rebuild:
             log(f"{BENCH_DATABASE} has no finished load of data version {DATA_VERSION}: rebuilding it")
             connections.close_all()
-            recreate_database(source_url, BENCH_DATABASE)
+            support.recreate_database(source_url, BENCH_DATABASE)
         run_migrate_platform(env)
         meta = load_data()
         write_meta(meta)
@@ -837,19 +699,19 @@ def main() -> int:
     queries = in_process([endpoint for endpoint in endpoints if endpoint.paths])
     connections.close_all()
 
-    port = free_port()
+    port = support.free_port()
     log_dir = Path(tempfile.mkdtemp(prefix="aegis-bench-"))
     log_path = log_dir / "server.log"
     failed = True
     with open(log_path, "wb") as log_file:
-        server = start_server(env, port, args.workers, log_file)
+        server = support.start_server(env, port, args.workers, log_file)
         try:
-            wait_healthy(server, port)
-            pids = server_pids(server.pid)
+            support.wait_healthy(server, port)
+            pids = support.server_pids(server.pid)
             log(f"uvicorn pid {server.pid}, {len(pids) - 1} child process(es), port {port}; log {log_path}")
             if deep is not None and not deep.paths:
                 log(f"following the audit feed {DEEP_PAGES:,} pages deep (once; cached in bench_meta)")
-                cursor, mean = run_async(follow_cursor(port, platform_token, DEEP_PAGES))
+                cursor, mean = support.run_async(follow_cursor(port, platform_token, DEEP_PAGES))
                 meta["deep_cursor"] = cursor
                 write_meta(meta)
                 connections.close_all()
@@ -858,7 +720,7 @@ def main() -> int:
                 queries.update(in_process([deep]))
                 connections.close_all()
 
-            problems = run_async(sanity_checks(endpoints, port))
+            problems = support.run_async(sanity_checks(endpoints, port))
             for problem in problems:
                 log(f"CHECK FAILED: {problem}")
 
@@ -871,7 +733,7 @@ def main() -> int:
                 for round_number in range(args.rounds):
                     order = endpoints if round_number % 2 == 0 else endpoints[::-1]
                     for endpoint in order:
-                        sample = run_async(drive(endpoint, port, concurrency, args.warmup, args.duration, pids))
+                        sample = support.run_async(drive(endpoint, port, concurrency, args.warmup, args.duration, pids))
                         results.setdefault((pass_name, endpoint.name), Sample()).merge(sample)
                         log(f"{pass_name} round {round_number + 1}: {endpoint.name}: {sample.rate:.0f} req/s, "
                             f"p99 {sample.percentile(0.99):.1f} ms, errors {sample.errors}")
@@ -881,7 +743,7 @@ def main() -> int:
             log(f"server log kept: {log_path}")
             raise
         finally:
-            stop_server(server)
+            support.stop_server(server)
             log(f"server stopped (exit status {server.returncode})")
     if failed:
         log(f"server log kept: {log_path}")

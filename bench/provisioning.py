@@ -40,7 +40,6 @@ import argparse
 import os
 import shutil
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -50,24 +49,18 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.api_throughput import admin_connection, database_url_with, recreate_database  # noqa: E402
+from bench.support import database_url_with, drop_database, log, migrate_platform, recreate_database  # noqa: E402
 
 SCRATCH_DATABASE = "aegis_bench_provisioning"
 PORTS = "19700,19799"
 PHASES = ("schema", "runtime start", "health wait", "rest", "total")
 
 
-def log(message: str) -> None:
-    print(f"[bench] {message}", file=sys.stderr, flush=True)
-
-
 def setup(database_url: str, runtime_dir: str) -> None:
     os.environ.update({"DATABASE_URL": database_url, "DJANGO_SETTINGS_MODULE": "aegis.settings.dev",
                        "RUNTIME_DIR": runtime_dir, "RUNTIME_PORT_RANGE": PORTS, "RUNTIME_BACKEND": "local",
                        "TENANT_RUNTIMES_ENABLED": "true", "LOG_LEVEL": "WARNING"})
-    started = time.perf_counter()
-    subprocess.run([sys.executable, "manage.py", "migrate_platform", "--verbosity", "0"], cwd=ROOT, check=True)
-    log(f"migrate_platform into {SCRATCH_DATABASE}: {time.perf_counter() - started:.1f} s")
+    log(f"migrate_platform into {SCRATCH_DATABASE}: {migrate_platform():.1f} s")
     import django
 
     django.setup()
@@ -201,11 +194,7 @@ def main() -> int:
         connections.close_all()
         shutil.rmtree(runtime_dir, ignore_errors=True)
         if not args.keep_db:
-            from psycopg import sql
-
-            with admin_connection(url) as conn:
-                conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(
-                    sql.Identifier(SCRATCH_DATABASE)))
+            drop_database(url, SCRATCH_DATABASE)
     return 0
 
 

@@ -128,12 +128,16 @@ def test_changelist_change_and_add_pages_render(console, objects, platform_admin
     assert console.get(url(model, "add")).status_code == (200 if can_add else 403)
 
 
+def assert_sent_to_the_login_page(client, model, obj) -> None:
+    for page in (url(model, "changelist"), url(model, "change", obj.pk)):
+        response = client.get(page)
+        assert response.status_code == 302, page
+        assert response["Location"].startswith(reverse("admin:login")), page
+
+
 @pytest.mark.parametrize("model", REGISTERED, ids=lambda m: m._meta.model_name)
 def test_anonymous_users_are_sent_to_the_login_page(client, objects, model):
-    for page in (url(model, "changelist"), url(model, "change", objects[model].pk)):
-        response = client.get(page)
-        assert response.status_code == 302
-        assert response["Location"].startswith(reverse("admin:login"))
+    assert_sent_to_the_login_page(client, model, objects[model])
 
 
 @pytest.mark.parametrize("model", REGISTERED, ids=lambda m: m._meta.model_name)
@@ -141,19 +145,13 @@ def test_tenant_users_are_refused_even_with_a_second_factor(client, objects, ten
     # A TOTP device in the session proves a second factor, not the right to be here.
     device = EncryptedTOTPDevice.objects.create(user=tenant_admin, name="phone", confirmed=True)
     otp_login(client, tenant_admin, device)
-    for page in (url(model, "changelist"), url(model, "change", objects[model].pk)):
-        response = client.get(page)
-        assert response.status_code == 302
-        assert response["Location"].startswith(reverse("admin:login"))
+    assert_sent_to_the_login_page(client, model, objects[model])
 
 
 @pytest.mark.parametrize("model", REGISTERED, ids=lambda m: m._meta.model_name)
 def test_platform_admins_without_the_otp_step_are_refused(client, objects, platform_admin, model):
     client.force_login(platform_admin)  # password only
-    for page in (url(model, "changelist"), url(model, "change", objects[model].pk)):
-        response = client.get(page)
-        assert response.status_code == 302
-        assert response["Location"].startswith(reverse("admin:login"))
+    assert_sent_to_the_login_page(client, model, objects[model])
 
 
 def test_pages_never_show_hashes_or_secrets(console, objects, tenant_admin, totp_device):
@@ -180,59 +178,60 @@ def _stored_totp_key(device) -> str:
 # --- the login form ---------------------------------------------------------------------------------
 
 
-def test_login_refuses_tenant_users_with_a_clear_message(client, tenant_admin):
-    response = client.post(reverse("admin:login"), {"username": tenant_admin.email, "password": PASSWORD})
+def submit_login(client, user: User, otp_token: str | None = None):
+    """The console's login form: e-mail, password and, when given, the TOTP code."""
+    form = {"username": user.email, "password": PASSWORD}
+    if otp_token is not None:
+        form["otp_token"] = otp_token
+    return client.post(reverse("admin:login"), form)
+
+
+def current_code(device: EncryptedTOTPDevice) -> str:
+    return f"{device._totp().token():06d}"
+
+
+def assert_login_refused(client, response, message: str) -> None:
+    """The form comes back with `message`, and no session was opened."""
     assert response.status_code == 200
-    assert "This console is for platform administrators only" in response.content.decode()
+    assert message in response.content.decode()
     assert "_auth_user_id" not in client.session
+
+
+def test_login_refuses_tenant_users_with_a_clear_message(client, tenant_admin):
+    assert_login_refused(client, submit_login(client, tenant_admin), "This console is for platform administrators only")
 
 
 def test_login_refuses_a_platform_admin_without_a_totp_device_and_says_how_to_enroll(client, platform_admin):
-    response = client.post(reverse("admin:login"), {"username": platform_admin.email, "password": PASSWORD})
-    content = response.content.decode()
-    assert response.status_code == 200
-    assert "requires a TOTP authenticator" in content
-    assert "manage.py enroll_totp" in content
-    assert "_auth_user_id" not in client.session
+    response = submit_login(client, platform_admin)
+    assert_login_refused(client, response, "requires a TOTP authenticator")
+    assert "manage.py enroll_totp" in response.content.decode()
 
 
 def test_login_refuses_a_locked_account(client, platform_admin, totp_device):
     platform_admin.locked_until = timezone.now() + timedelta(minutes=10)
     platform_admin.save(update_fields=["locked_until"])
-    code = f"{totp_device._totp().token():06d}"
-    response = client.post(reverse("admin:login"),
-                           {"username": platform_admin.email, "password": PASSWORD, "otp_token": code})
-    assert "locked after repeated failed sign-ins" in response.content.decode()
-    assert "_auth_user_id" not in client.session
+    response = submit_login(client, platform_admin, current_code(totp_device))
+    assert_login_refused(client, response, "locked after repeated failed sign-ins")
 
 
 def test_login_asks_for_the_totp_code(client, platform_admin, totp_device):
-    response = client.post(reverse("admin:login"), {"username": platform_admin.email, "password": PASSWORD})
-    assert response.status_code == 200
-    assert "Please enter your OTP token" in response.content.decode()
-    assert "_auth_user_id" not in client.session
+    assert_login_refused(client, submit_login(client, platform_admin), "Please enter your OTP token")
 
 
 def test_login_refuses_a_wrong_totp_code(client, platform_admin, totp_device):
-    wrong = f"{(int(totp_device._totp().token()) + 1) % 1_000_000:06d}"
-    response = client.post(reverse("admin:login"),
-                           {"username": platform_admin.email, "password": PASSWORD, "otp_token": wrong})
-    assert response.status_code == 200
-    assert "Invalid token" in response.content.decode()
-    assert "_auth_user_id" not in client.session
+    wrong = f"{(int(current_code(totp_device)) + 1) % 1_000_000:06d}"
+    response = submit_login(client, platform_admin, wrong)
+    assert_login_refused(client, response, "Invalid token")
 
 
 def test_login_with_password_and_totp_code_opens_the_console(client, platform_admin, totp_device):
-    code = f"{totp_device._totp().token():06d}"
-    response = client.post(reverse("admin:login"),
-                           {"username": platform_admin.email, "password": PASSWORD, "otp_token": code})
-    assert response.status_code == 302
+    code = current_code(totp_device)
+    assert submit_login(client, platform_admin, code).status_code == 302
     assert client.get(reverse("admin:index")).status_code == 200
     assert audit_rows("console.login", actor_user=platform_admin).count() == 1
     # The same code cannot be used twice.
     client.logout()
-    response = client.post(reverse("admin:login"),
-                           {"username": platform_admin.email, "password": PASSWORD, "otp_token": code})
+    submit_login(client, platform_admin, code)
     assert "_auth_user_id" not in client.session
 
 
@@ -551,9 +550,12 @@ def test_the_audit_log_changelist_never_counts_the_whole_table(console, platform
         response = console.get(url(AuditLog, "changelist", **query))
     assert response.status_code == 200
     assert response.context["cl"].result_count >= 10
-    # Any count is bounded (a LIMIT inside), never a COUNT(*) over the table.
+    # Any count is bounded (a LIMIT inside), never a COUNT(*) over the table. Unfiltered, there may
+    # be no count at all: PostgreSQL's row estimate stands in once it passes the cap, and ANALYZE
+    # of rows other tests rolled back leaves it there (pg_class.reltuples is not transactional).
     counts = _counts_of_the_audit_table(queries.captured_queries)
-    assert counts and all("LIMIT" in sql for sql in counts), counts
+    assert all("LIMIT" in sql for sql in counts), counts
+    assert counts or not query, "a filtered list must count (bounded)"
 
 
 def test_the_audit_log_uses_the_planners_estimate_on_a_large_table(console, platform_admin, monkeypatch):

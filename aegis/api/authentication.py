@@ -105,6 +105,17 @@ def _forget_verified_tokens(*, setting, **kwargs) -> None:
         _decoded_access_token.cache_clear()
 
 
+def _credentials(request, keyword: bytes) -> bytes | None:
+    """What follows `keyword` (lower case) in the Authorization header; None when the header is
+    absent or names another scheme, which leaves the request to the next authentication class."""
+    parts = get_authorization_header(request).split()
+    if not parts or parts[0].lower() != keyword:
+        return None
+    if len(parts) != 2:
+        raise exceptions.AuthenticationFailed("Malformed Authorization header.", code="token_invalid")
+    return parts[1]
+
+
 def issue_access_token(user: User, *, mfa_verified: bool) -> AccessToken:
     token = AccessToken.for_user(user)
     token["role"] = user.role
@@ -122,13 +133,11 @@ class AccessTokenAuthentication(BaseAuthentication):
         return 'Bearer realm="api"'
 
     def authenticate(self, request):
-        parts = get_authorization_header(request).split()
-        if not parts or parts[0].lower() != self.keyword:
+        raw = _credentials(request, self.keyword)
+        if raw is None:
             return None
-        if len(parts) != 2:
-            raise exceptions.AuthenticationFailed("Malformed Authorization header.", code="token_invalid")
         try:
-            token = verified_access_token(parts[1].decode())
+            token = verified_access_token(raw.decode())
         except (TokenError, UnicodeDecodeError) as exc:
             raise exceptions.AuthenticationFailed("The access token is invalid or expired.",
                                                   code="token_invalid") from exc
@@ -151,12 +160,10 @@ class ApiKeyAuthentication(BaseAuthentication):
     keyword = b"api-key"
 
     def authenticate(self, request):
-        parts = get_authorization_header(request).split()
-        if not parts or parts[0].lower() != self.keyword:
+        raw = _credentials(request, self.keyword)
+        if raw is None:
             return None
-        if len(parts) != 2:
-            raise exceptions.AuthenticationFailed("Malformed Authorization header.", code="token_invalid")
-        raw_key = parts[1].decode(errors="replace")
+        raw_key = raw.decode(errors="replace")
         prefix, _, _secret = raw_key.partition(".")
         key = ApiKey.objects.select_related("tenant").filter(prefix=prefix).first()
         now = timezone.now()

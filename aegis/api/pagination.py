@@ -16,6 +16,19 @@ from rest_framework.response import Response
 _PLAIN_PAGE_NUMBER = re.compile(r"[1-9][0-9]{0,9}")
 
 
+def _list_response_schema(items_schema: dict, pagination_properties: dict) -> dict:
+    """A list response's OpenAPI schema; every field of its pagination object is always present."""
+    return {
+        "type": "object",
+        "required": ["data", "pagination"],
+        "properties": {
+            "data": items_schema,
+            "pagination": {"type": "object", "required": list(pagination_properties),
+                           "properties": pagination_properties},
+        },
+    }
+
+
 class PagePagination(PageNumberPagination):
     page_size = 25
     page_size_query_param = "pageSize"
@@ -55,18 +68,8 @@ class PagePagination(PageNumberPagination):
         })
 
     def get_paginated_response_schema(self, schema):
-        return {
-            "type": "object",
-            "required": ["data", "pagination"],
-            "properties": {
-                "data": schema,
-                "pagination": {
-                    "type": "object",
-                    "required": ["page", "pageSize", "total", "totalPages"],
-                    "properties": {name: {"type": "integer"} for name in ("page", "pageSize", "total", "totalPages")},
-                },
-            },
-        }
+        return _list_response_schema(
+            schema, {name: {"type": "integer"} for name in ("page", "pageSize", "total", "totalPages")})
 
 
 class FeedPagination(CursorPagination):
@@ -83,15 +86,5 @@ class FeedPagination(CursorPagination):
         return Response({"data": data, "pagination": {"next": cursor, "page_size": self.get_page_size(self.request)}})
 
     def get_paginated_response_schema(self, schema):
-        return {
-            "type": "object",
-            "required": ["data", "pagination"],
-            "properties": {
-                "data": schema,
-                "pagination": {
-                    "type": "object",
-                    "required": ["next", "pageSize"],
-                    "properties": {"next": {"type": "string", "nullable": True}, "pageSize": {"type": "integer"}},
-                },
-            },
-        }
+        return _list_response_schema(
+            schema, {"next": {"type": "string", "nullable": True}, "pageSize": {"type": "integer"}})

@@ -143,6 +143,19 @@ def _bump_revision(agent: Agent) -> None:
     agent.updated_at = now
 
 
+def _agent_reconfigured(agent: Agent, action: str, *, target: AgentChannel | SkillInstallation, changes: dict,
+                        tenant: Tenant, actor, request, summary: str | None = None,
+                        payload: dict | None = None) -> None:
+    """One of the agent's channels or skill installs changed. The agent's representation includes
+    them, so its revision moves; then the audit row, the activity entry (when there is a summary)
+    and the runtime reload after commit. Call it before deleting `target`: the audit row needs its id."""
+    _bump_revision(agent)
+    record(action, actor=actor, tenant=tenant, target=target, request=request, changes=changes)
+    if summary is not None:
+        _activity(agent, AgentActivity.Kind.CONFIG_CHANGED, summary, payload)
+    _changed_runtime(type(target), tenant, agent.pk, action)
+
+
 # --- Agents ---------------------------------------------------------------------------------------
 
 
@@ -339,12 +352,10 @@ def create_channel(*, tenant: Tenant, agent_id: UUID, channel_type: str, name: s
                            secrets={key: value for key, value in (secrets or {}).items() if value is not None})
     channel.full_clean()  # the model validates config against its type's schema and the secret names
     channel.save(force_insert=True)
-    _bump_revision(agent)
-    record("agent.channel_created", actor=actor, tenant=tenant, target=channel, request=request,
-           changes={"agent_id": str(agent.pk), **_channel_snapshot(channel)})
-    _activity(agent, AgentActivity.Kind.CONFIG_CHANGED, f"Channel {name!r} ({channel_type}) added",
-              {"channel_id": str(channel.pk)})
-    _changed_runtime(AgentChannel, tenant, agent.pk, "agent.channel_created")
+    _agent_reconfigured(agent, "agent.channel_created", target=channel,
+                        changes={"agent_id": str(agent.pk), **_channel_snapshot(channel)},
+                        tenant=tenant, actor=actor, request=request,
+                        summary=f"Channel {name!r} ({channel_type}) added", payload={"channel_id": str(channel.pk)})
     return channel
 
 
@@ -386,11 +397,9 @@ def update_channel(*, tenant: Tenant, agent_id: UUID, channel_id: UUID, changes:
         return channel
     channel.full_clean()
     channel.save()
-    _bump_revision(agent)
-    record("agent.channel_updated", actor=actor, tenant=tenant, target=channel, request=request, changes=changed)
-    _activity(agent, AgentActivity.Kind.CONFIG_CHANGED, f"Channel {channel.name!r} changed",
-              {"channel_id": str(channel.pk), "fields": sorted(changed)})
-    _changed_runtime(AgentChannel, tenant, agent.pk, "agent.channel_updated")
+    _agent_reconfigured(agent, "agent.channel_updated", target=channel, changes=changed,
+                        tenant=tenant, actor=actor, request=request, summary=f"Channel {channel.name!r} changed",
+                        payload={"channel_id": str(channel.pk), "fields": sorted(changed)})
     return channel
 
 
@@ -398,13 +407,11 @@ def update_channel(*, tenant: Tenant, agent_id: UUID, channel_id: UUID, changes:
 def delete_channel(*, tenant: Tenant, agent_id: UUID, channel_id: UUID, actor=None, request=None) -> None:
     agent = _load_agent(agent_id, lock=True)
     channel = _load_channel(agent, channel_id)
-    record("agent.channel_deleted", actor=actor, tenant=tenant, target=channel, request=request,
-           changes={"agent_id": str(agent.pk), **_channel_snapshot(channel)})
+    _agent_reconfigured(agent, "agent.channel_deleted", target=channel,
+                        changes={"agent_id": str(agent.pk), **_channel_snapshot(channel)},
+                        tenant=tenant, actor=actor, request=request,
+                        summary=f"Channel {channel.name!r} removed", payload={"channel_id": str(channel_id)})
     channel.delete()
-    _bump_revision(agent)
-    _activity(agent, AgentActivity.Kind.CONFIG_CHANGED, f"Channel {channel.name!r} removed",
-              {"channel_id": str(channel_id)})
-    _changed_runtime(AgentChannel, tenant, agent.pk, "agent.channel_deleted")
 
 
 def verify_channel(*, tenant: Tenant, agent_id: UUID, channel_id: UUID, verifier: ChannelVerifier | None = None,
@@ -431,11 +438,10 @@ def verify_channel(*, tenant: Tenant, agent_id: UUID, channel_id: UUID, verifier
         before = channel.status
         for field, value in {**fields, "updated_at": now}.items():
             setattr(channel, field, value)
-        _bump_revision(agent)
-        record("agent.channel_verified", actor=actor, tenant=tenant, target=channel, request=request,
-               changes={"status": {"before": before, "after": channel.status}, "ok": result.ok,
-                        "error": channel.last_error, "account": dict(result.details)})
-        _changed_runtime(AgentChannel, tenant, agent.pk, "agent.channel_verified")
+        _agent_reconfigured(agent, "agent.channel_verified", target=channel,
+                            changes={"status": {"before": before, "after": channel.status}, "ok": result.ok,
+                                     "error": channel.last_error, "account": dict(result.details)},
+                            tenant=tenant, actor=actor, request=request)
     return channel
 
 
@@ -490,13 +496,11 @@ def install_skill(*, tenant: Tenant, agent_id: UUID, skill_id: UUID, enabled: bo
                                      installed_by=_user(actor))
     _validate_installation(installation)
     installation.save(force_insert=True)
-    _bump_revision(agent)
-    record("agent.skill_installed", actor=actor, tenant=tenant, target=installation, request=request,
-           changes={"agent_id": str(agent.pk), **_installation_snapshot(installation)})
     verb = "installed" if enabled else "switched off"
-    _activity(agent, AgentActivity.Kind.CONFIG_CHANGED, f"Skill {skill.slug} {skill.version} {verb}",
-              {"skill_id": str(skill.pk)})
-    _changed_runtime(SkillInstallation, tenant, agent.pk, "agent.skill_installed")
+    _agent_reconfigured(agent, "agent.skill_installed", target=installation,
+                        changes={"agent_id": str(agent.pk), **_installation_snapshot(installation)},
+                        tenant=tenant, actor=actor, request=request,
+                        summary=f"Skill {skill.slug} {skill.version} {verb}", payload={"skill_id": str(skill.pk)})
     return installation
 
 
@@ -516,11 +520,10 @@ def update_installation(*, tenant: Tenant, agent_id: UUID, skill_id: UUID, chang
         return installation
     _validate_installation(installation)
     installation.save()
-    _bump_revision(agent)
-    record("agent.skill_updated", actor=actor, tenant=tenant, target=installation, request=request, changes=changed)
-    _activity(agent, AgentActivity.Kind.CONFIG_CHANGED, f"Skill {installation.skill.slug} changed",
-              {"skill_id": str(skill_id), "fields": sorted(changed)})
-    _changed_runtime(SkillInstallation, tenant, agent.pk, "agent.skill_updated")
+    _agent_reconfigured(agent, "agent.skill_updated", target=installation, changes=changed,
+                        tenant=tenant, actor=actor, request=request,
+                        summary=f"Skill {installation.skill.slug} changed",
+                        payload={"skill_id": str(skill_id), "fields": sorted(changed)})
     return installation
 
 
@@ -529,10 +532,8 @@ def uninstall_skill(*, tenant: Tenant, agent_id: UUID, skill_id: UUID, actor=Non
     """Remove the agent's own install: the agent goes back to what it inherits, if anything."""
     agent = _load_agent(agent_id, lock=True)
     installation = _load_installation(agent, skill_id)
-    record("agent.skill_uninstalled", actor=actor, tenant=tenant, target=installation, request=request,
-           changes={"agent_id": str(agent.pk), **_installation_snapshot(installation)})
+    _agent_reconfigured(agent, "agent.skill_uninstalled", target=installation,
+                        changes={"agent_id": str(agent.pk), **_installation_snapshot(installation)},
+                        tenant=tenant, actor=actor, request=request,
+                        summary=f"Skill {installation.skill.slug} removed", payload={"skill_id": str(skill_id)})
     installation.delete()
-    _bump_revision(agent)
-    _activity(agent, AgentActivity.Kind.CONFIG_CHANGED, f"Skill {installation.skill.slug} removed",
-              {"skill_id": str(skill_id)})
-    _changed_runtime(SkillInstallation, tenant, agent.pk, "agent.skill_uninstalled")

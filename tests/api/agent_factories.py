@@ -9,10 +9,22 @@ from django_tenants.utils import tenant_context
 
 from apps.agents.models import Agent, AgentChannel, SkillInstallation
 from apps.skills.models import AgentRole, Skill
+from tests.api.matrix import named_path
 
 SLACK_BOT_TOKEN = "xoxb-1234567890-9876543210-AbCdEfGhIjKlMnOpQrStUvWx"
 SLACK_APP_TOKEN = "xapp-1-A0123456789-1234567890123-0123456789abcdef0123456789abcdef"
 TELEGRAM_TOKEN = "123456789:AAHdqTcvCH1vGWJxfSeofSAs0K5PALDsawQ"
+# The settings schema of the "calendar" skill the install and toolbox tests configure.
+CALENDAR_SCHEMA = {
+    "type": "object",
+    "additionalProperties": False,
+    "required": ["provider"],
+    "properties": {
+        "provider": {"enum": ["google", "microsoft"]},
+        "calendar": {"type": "string", "maxLength": 200},
+        "minutes": {"type": "integer", "minimum": 5, "maximum": 240},
+    },
+}
 
 
 def make_role(key: str = "sales", *, default_skills: list[str] | None = None,
@@ -93,11 +105,8 @@ def matrix_install(ctx):
 
 
 def agent_path(suffix: str = "", status: str = "active"):
-    def path(ctx) -> str:
-        return f"/api/v1/agents/{matrix_agent(ctx, status).pk}{suffix}"
-
-    path.__name__ = f"agents/{{id}}{suffix} ({status})"
-    return path
+    return named_path(f"agents/{{id}}{suffix} ({status})",
+                      lambda ctx: f"/api/v1/agents/{matrix_agent(ctx, status).pk}{suffix}")
 
 
 def suspended_tenant_test(rows):

@@ -13,6 +13,7 @@ from rest_framework.test import APIClient
 from aegis.api.authentication import API_KEY_GENERATOR, issue_access_token
 from apps.accounts.models import ApiKey, Role, User
 from apps.accounts.services import add_member
+from apps.agents.signals import runtime_config_changed
 from tests.api.conftest_openapi import openapi_conformance, openapi_unchecked  # noqa: F401 (fixtures)
 
 
@@ -75,3 +76,16 @@ class Callers:
 @pytest.fixture
 def callers(tenant_a, tenant_b) -> Callers:
     return Callers(tenant_a, tenant_b)
+
+
+@pytest.fixture
+def runtime_signals():
+    """Every runtime_config_changed sent during the test, as {"sender": ..., **kwargs}."""
+    received = []
+
+    def receiver(sender, **kwargs):
+        received.append({"sender": sender, **kwargs})
+
+    runtime_config_changed.connect(receiver)
+    yield received
+    runtime_config_changed.disconnect(receiver)

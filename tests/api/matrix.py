@@ -47,6 +47,13 @@ class Row:
         return f"{self.method} {path}"
 
 
+def named_path(name: str, path: Callable) -> Callable:
+    """A row's path callable under `name`, which its test ids show (a closure or lambda would
+    otherwise show as "path" or "<lambda>")."""
+    path.__name__ = name
+    return path
+
+
 def _refusals(row: Row, caller: str) -> tuple[int, ...]:
     if caller in row.refused:
         return row.refused[caller]

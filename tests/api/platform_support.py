@@ -9,6 +9,8 @@ import uuid
 from datetime import datetime
 
 import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from apps.audit.models import AuditLog
@@ -32,6 +34,24 @@ REFUSALS = {
 
 def error(response) -> dict:
     return response.json()["error"]
+
+
+def ids(response) -> list[str]:
+    assert response.status_code == 200, response.content
+    return [row["id"] for row in response.json()["data"]]
+
+
+def assert_queries_do_not_grow_with_the_page(client, url: str, sizes: tuple[int, int], **params) -> None:
+    """A bigger page costs no more queries than a smaller one (no N+1). A warm-up request fills the
+    first-request caches first, so they do not count against the smaller page."""
+    client.get(url, {**params, "pageSize": 1})
+    counts = []
+    for size in sizes:
+        with CaptureQueriesContext(connection) as queries:
+            response = client.get(url, {**params, "pageSize": size})
+        assert len(response.json()["data"]) == size, response.content[:300]
+        counts.append(len(queries))
+    assert counts[0] == counts[1], counts
 
 
 def make_tenant(status: str = Tenant.Status.ACTIVE, **fields) -> Tenant:
@@ -64,8 +84,14 @@ def audit_rows(action: str, **filters):
     return AuditLog.objects.filter(action=action, **filters)
 
 
+def platform_row(method: str, path, **fields) -> Row:
+    """A matrix row of a platform endpoint: only a verified platform admin gets in."""
+    return Row(method, path, allowed=ADMIN_ONLY, **fields)
+
+
 def platform_matrix(rows: list[Row]):
-    """(the matrix test, a test that each refusal carries the right code) for platform-only rows."""
+    """What a platform test module starts with, for its platform-only rows: (the matrix test, a test
+    that each refusal carries the right code, the `admin` fixture: the verified platform admin's client)."""
     for row in rows:
         assert row.allowed == ADMIN_ONLY, row.id()
     test_matrix = matrix_test(rows)
@@ -81,4 +107,8 @@ def platform_matrix(rows: list[Row]):
         status, code = REFUSALS[caller]
         assert (response.status_code, error(response)["code"]) == (status, code), response.content[:300]
 
-    return test_matrix, test_refusals
+    @pytest.fixture
+    def admin(callers):
+        return callers["platform_admin"]
+
+    return test_matrix, test_refusals, admin

@@ -9,9 +9,9 @@ import pytest
 from django_tenants.utils import tenant_context
 
 from apps.agents.models import SkillInstallation
-from apps.agents.signals import runtime_config_changed
 from apps.audit.models import AuditLog
 from tests.api.agent_factories import (
+    CALENDAR_SCHEMA,
     NOT_FOUND_ELSEWHERE,
     READERS,
     WRITERS,
@@ -27,17 +27,6 @@ from tests.api.agent_factories import (
 from tests.api.matrix import Row, matrix_test
 
 pytestmark = pytest.mark.django_db
-
-CALENDAR_SCHEMA = {
-    "type": "object",
-    "additionalProperties": False,
-    "required": ["provider"],
-    "properties": {
-        "provider": {"enum": ["google", "microsoft"]},
-        "calendar": {"type": "string", "maxLength": 200},
-        "minutes": {"type": "integer", "minimum": 5, "maximum": 240},
-    },
-}
 
 
 def send(client, method: str, path: str, body: dict | None = None):
@@ -173,26 +162,18 @@ def test_delete_and_unknown_installs(admin, agent, calendar, tenant_a):
         assert not SkillInstallation.objects.filter(agent=agent).exists()
 
 
-def test_every_install_mutation_is_audited_and_signals_the_runtime(admin, callers, agent, calendar,
+def test_every_install_mutation_is_audited_and_signals_the_runtime(admin, callers, agent, calendar, runtime_signals,
                                                                    django_capture_on_commit_callbacks):
-    reasons = []
-
-    def receiver(sender, **kwargs):
-        reasons.append(kwargs["reason"])
-
-    runtime_config_changed.connect(receiver)
-    try:
-        with django_capture_on_commit_callbacks(execute=True):
-            installation_id = send(admin, "POST", skills_url(agent), {"skill": str(calendar.pk),
-                                                                       "config": {"provider": "google"}}).json()["id"]
-            send(admin, "PATCH", f"{skills_url(agent)}/{calendar.pk}", {"enabled": False})
-            admin.delete(f"{skills_url(agent)}/{calendar.pk}")
-    finally:
-        runtime_config_changed.disconnect(receiver)
+    with django_capture_on_commit_callbacks(execute=True):
+        installation_id = send(admin, "POST", skills_url(agent), {"skill": str(calendar.pk),
+                                                                   "config": {"provider": "google"}}).json()["id"]
+        send(admin, "PATCH", f"{skills_url(agent)}/{calendar.pk}", {"enabled": False})
+        admin.delete(f"{skills_url(agent)}/{calendar.pk}")
     rows = AuditLog.objects.filter(target_id=installation_id).order_by("created_at")
     assert [row.action for row in rows] == ["agent.skill_installed", "agent.skill_updated", "agent.skill_uninstalled"]
     assert rows[1].changes == {"enabled": {"before": True, "after": False}}
-    assert reasons == ["agent.skill_installed", "agent.skill_updated", "agent.skill_uninstalled"]
+    assert [signal["reason"] for signal in runtime_signals] == [
+        "agent.skill_installed", "agent.skill_updated", "agent.skill_uninstalled"]
 
 
 def test_an_api_key_install_has_no_installing_user(callers, agent, calendar):

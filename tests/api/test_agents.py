@@ -294,18 +294,6 @@ def test_an_api_key_is_the_audited_actor_of_its_changes(callers):
     assert row.actor_api_key_id == client.api_key.pk and row.actor_user_id is None
 
 
-@pytest.fixture
-def runtime_signals():
-    received = []
-
-    def receiver(sender, **kwargs):
-        received.append({"sender": sender, **kwargs})
-
-    runtime_config_changed.connect(receiver)
-    yield received
-    runtime_config_changed.disconnect(receiver)
-
-
 def test_runtime_config_changed_is_sent_on_commit_only(admin, tenant_a, runtime_signals,
                                                        django_capture_on_commit_callbacks):
     with django_capture_on_commit_callbacks(execute=False) as callbacks:

@@ -46,11 +46,20 @@ NEW_PASSWORD = "a-brand-new-passphrase-42"
 # --- Shared helpers (test_auth_account.py and test_auth_concurrency.py import them) --------------
 
 
-def use_own_cache_namespace(settings) -> None:
+@pytest.fixture(autouse=True)
+def own_cache_namespace(settings) -> None:
     """Throttle counters and MFA-token nonces live in the Redis cache, which every test run, the
     Celery broker and Channels on this machine share: a key prefix of its own per test isolates a
     test without FLUSHDB (cache.clear() would wipe everyone else's state too)."""
     settings.CACHES = {"default": {**settings.CACHES["default"], "KEY_PREFIX": f"aegis-test-{uuid.uuid4().hex}"}}
+
+
+# Registered as `member`; the function's own name differs so that a module importing it can take
+# `member` as an argument without shadowing the import.
+@pytest.fixture(name="member")
+def member_fixture(tenant_a) -> User:
+    return add_member(tenant=tenant_a, email="mulder@acme.example", password=PASSWORD, name="Fox Mulder",
+                      role=Role.TENANT_MEMBER)
 
 
 def post(client: APIClient, url: str, body: dict | None = None, **extra):
@@ -127,17 +136,6 @@ def audit(action: str, user: User | None = None):
 def set_rate(monkeypatch, scope: str, rate: str) -> None:
     # DRF reads rates into a class attribute at import; patch that dict (restored after the test).
     monkeypatch.setitem(SimpleRateThrottle.THROTTLE_RATES, scope, rate)
-
-
-@pytest.fixture(autouse=True)
-def _own_cache_namespace(settings):
-    use_own_cache_namespace(settings)
-
-
-@pytest.fixture
-def member(tenant_a) -> User:
-    return add_member(tenant=tenant_a, email="mulder@acme.example", password=PASSWORD, name="Fox Mulder",
-                      role=Role.TENANT_MEMBER)
 
 
 @pytest.fixture

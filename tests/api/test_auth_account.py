@@ -34,26 +34,16 @@ from tests.api.test_auth import (
     audit,
     bearer,
     error_of,
+    member_fixture,  # noqa: F401 (fixture)
     mfa_challenge,
     newest_device,
+    own_cache_namespace,  # noqa: F401 (autouse fixture)
     post,
     sign_in,
     totp_code,
     turn_on_mfa,
-    use_own_cache_namespace,
     wrong_code,
 )
-
-
-@pytest.fixture(autouse=True)
-def _own_cache_namespace(settings):
-    use_own_cache_namespace(settings)
-
-
-@pytest.fixture
-def member(tenant_a) -> User:
-    return add_member(tenant=tenant_a, email="mulder@acme.example", password=PASSWORD, name="Fox Mulder",
-                      role=Role.TENANT_MEMBER)
 
 
 @pytest.fixture

@@ -15,16 +15,11 @@ from aegis.api.exceptions import ApiError
 from apps.accounts import sessions
 from apps.accounts.models import RefreshToken, Role, User
 from apps.audit.models import AuditLog
-from tests.api.test_auth import PASSWORD, totp_code, turn_on_mfa, use_own_cache_namespace
+from tests.api.test_auth import PASSWORD, own_cache_namespace, totp_code, turn_on_mfa  # noqa: F401 (own_cache_namespace: autouse fixture)
 
 # The flush after each test must TRUNCATE ... CASCADE (tenant schemas hold foreign keys into public
 # tables); Django cascades only when available_apps is set (as in test_invites.py).
 pytestmark = pytest.mark.django_db(transaction=True, available_apps=[*django_settings.INSTALLED_APPS])
-
-
-@pytest.fixture(autouse=True)
-def _own_cache_namespace(settings):
-    use_own_cache_namespace(settings)
 
 
 def run_together(count: int, work) -> list[str]:

@@ -11,7 +11,6 @@ from django.db import connection
 from django_tenants.utils import tenant_context
 
 from apps.agents.models import AgentChannel
-from apps.agents.signals import runtime_config_changed
 from apps.audit.models import AuditLog
 from tests.api.agent_factories import (
     NOT_FOUND_ELSEWHERE,
@@ -28,7 +27,7 @@ from tests.api.agent_factories import (
     matrix_channel,
     suspended_tenant_test,
 )
-from tests.api.matrix import Row, matrix_test
+from tests.api.matrix import Row, matrix_test, named_path
 
 pytestmark = pytest.mark.django_db
 
@@ -49,8 +48,7 @@ def channel_path(suffix: str = ""):
         channel = matrix_channel(ctx)
         return f"/api/v1/agents/{channel.agent_id}/channels/{channel.pk}{suffix}"
 
-    path.__name__ = f"agents/{{id}}/channels/{{channelId}}{suffix}"
-    return path
+    return named_path(f"agents/{{id}}/channels/{{channelId}}{suffix}", path)
 
 
 ROWS = [
@@ -247,21 +245,13 @@ def test_every_channel_mutation_is_audited_and_changes_the_agents_etag(admin, ca
         callers.user("tenant_admin").pk}
 
 
-def test_channel_changes_signal_the_runtime(admin, agent, tenant_a, django_capture_on_commit_callbacks):
-    received = []
-
-    def receiver(sender, **kwargs):
-        received.append((sender, kwargs["reason"], kwargs["agent_id"]))
-
-    runtime_config_changed.connect(receiver)
-    try:
-        with django_capture_on_commit_callbacks(execute=True):
-            channel_id = send(admin, "POST", channels_url(agent), slack_body()).json()["id"]
-            admin.delete(f"{channels_url(agent)}/{channel_id}")
-    finally:
-        runtime_config_changed.disconnect(receiver)
-    assert received == [(AgentChannel, "agent.channel_created", agent.pk),
-                        (AgentChannel, "agent.channel_deleted", agent.pk)]
+def test_channel_changes_signal_the_runtime(admin, agent, tenant_a, runtime_signals,
+                                            django_capture_on_commit_callbacks):
+    with django_capture_on_commit_callbacks(execute=True):
+        channel_id = send(admin, "POST", channels_url(agent), slack_body()).json()["id"]
+        admin.delete(f"{channels_url(agent)}/{channel_id}")
+    assert [(signal["sender"], signal["reason"], signal["agent_id"]) for signal in runtime_signals] == [
+        (AgentChannel, "agent.channel_created", agent.pk), (AgentChannel, "agent.channel_deleted", agent.pk)]
 
 
 # --- Verification ---------------------------------------------------------------------------------

@@ -11,24 +11,13 @@ from django.test.utils import CaptureQueriesContext
 
 from apps.audit.models import AuditLog
 from apps.audit.services import record
-from tests.api.matrix import Row
-from tests.api.platform_support import ADMIN_ONLY, PLATFORM, error, platform_matrix
+from tests.api.platform_support import PLATFORM, error, ids, platform_matrix, platform_row
 from tests.dbtools import execute, indexes_used, plan_nodes, plan_of_sql
 
 FEED = f"{PLATFORM}/audit-logs"
 
-ROWS = [Row("GET", FEED, allowed=ADMIN_ONLY)]
-test_matrix, test_refusals = platform_matrix(ROWS)
-
-
-@pytest.fixture
-def admin(callers):
-    return callers["platform_admin"]
-
-
-def ids(response) -> list[str]:
-    assert response.status_code == 200, response.content
-    return [row["id"] for row in response.json()["data"]]
+ROWS = [platform_row("GET", FEED)]
+test_matrix, test_refusals, admin = platform_matrix(ROWS)
 
 
 def walk(client, params: dict) -> tuple[list[str], int]:

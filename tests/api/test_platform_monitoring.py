@@ -7,21 +7,21 @@ import uuid
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from django.db import connection
-from django.test.utils import CaptureQueriesContext
 
 from apps.monitoring import selectors
 from apps.monitoring.models import Alert
-from tests.api.matrix import Row
+from tests.api.matrix import named_path
 from tests.api.platform_support import (
-    ADMIN_ONLY,
     PLATFORM,
+    assert_queries_do_not_grow_with_the_page,
     audit_rows,
     error,
+    ids,
     make_alert,
     make_sample,
     make_tenant,
     platform_matrix,
+    platform_row,
 )
 from tests.dbtools import execute, indexes_used, plan_nodes, plan_of
 
@@ -38,11 +38,7 @@ def health_url(tenant) -> str:
 
 
 def an_open_alert(suffix: str):
-    def path(ctx) -> str:
-        return f"{ALERTS}/{make_alert(ctx.tenant_a).pk}/{suffix}"
-
-    path.__name__ = f"open_alert_{suffix}"
-    return path
+    return named_path(f"open_alert_{suffix}", lambda ctx: f"{ALERTS}/{make_alert(ctx.tenant_a).pk}/{suffix}")
 
 
 def tenant_a_health(ctx) -> str:
@@ -50,23 +46,13 @@ def tenant_a_health(ctx) -> str:
 
 
 ROWS = [
-    Row("GET", ALERTS, allowed=ADMIN_ONLY),
-    Row("POST", an_open_alert("acknowledge"), allowed=ADMIN_ONLY),
-    Row("POST", an_open_alert("resolve"), allowed=ADMIN_ONLY),
-    Row("GET", FLEET, allowed=ADMIN_ONLY),
-    Row("GET", tenant_a_health, allowed=ADMIN_ONLY),
+    platform_row("GET", ALERTS),
+    platform_row("POST", an_open_alert("acknowledge")),
+    platform_row("POST", an_open_alert("resolve")),
+    platform_row("GET", FLEET),
+    platform_row("GET", tenant_a_health),
 ]
-test_matrix, test_refusals = platform_matrix(ROWS)
-
-
-@pytest.fixture
-def admin(callers):
-    return callers["platform_admin"]
-
-
-def ids(response) -> list[str]:
-    assert response.status_code == 200, response.content
-    return [row["id"] for row in response.json()["data"]]
+test_matrix, test_refusals, admin = platform_matrix(ROWS)
 
 
 # --- Alerts --------------------------------------------------------------------------------------------------
@@ -108,14 +94,7 @@ def test_alert_list_query_count_does_not_grow_with_the_page(admin, tenant_a, ten
         if index % 3 == 0:
             Alert.objects.filter(pk=alert.pk).update(status="resolved", acknowledged_by=handler,
                                                      resolved_by=handler, resolved_at=NOW)
-    admin.get(ALERTS, {"pageSize": 1})  # warm-up
-    counts = []
-    for size in (3, 10):
-        with CaptureQueriesContext(connection) as queries:
-            response = admin.get(ALERTS, {"pageSize": size})
-        assert len(response.json()["data"]) == size
-        counts.append(len(queries))
-    assert counts[0] == counts[1], counts
+    assert_queries_do_not_grow_with_the_page(admin, ALERTS, (3, 10))
 
 
 @pytest.mark.django_db
@@ -198,14 +177,7 @@ def test_health_samples_validation_and_unknown_tenant(admin, tenant_a):
 def test_health_samples_query_count_does_not_grow_with_the_page(admin, tenant_a):
     for i in range(12):
         make_sample(tenant_a, checked_at=NOW - timedelta(seconds=i))
-    admin.get(health_url(tenant_a), {"pageSize": 1})
-    counts = []
-    for size in (2, 10):
-        with CaptureQueriesContext(connection) as queries:
-            response = admin.get(health_url(tenant_a), {"pageSize": size})
-        assert len(response.json()["data"]) == size
-        counts.append(len(queries))
-    assert counts[0] == counts[1], counts
+    assert_queries_do_not_grow_with_the_page(admin, health_url(tenant_a), (2, 10))
 
 
 # --- Fleet health: each runtime's newest sample ---------------------------------------------------------------
@@ -239,14 +211,7 @@ def test_fleet_query_count_does_not_grow_with_the_page(admin):
         tenant = make_tenant()
         make_sample(tenant, checked_at=NOW - timedelta(minutes=1))
         make_sample(tenant)
-    admin.get(FLEET, {"pageSize": 1})
-    counts = []
-    for size in (2, 8):
-        with CaptureQueriesContext(connection) as queries:
-            response = admin.get(FLEET, {"pageSize": size})
-        assert len(response.json()["data"]) == size
-        counts.append(len(queries))
-    assert counts[0] == counts[1], counts
+    assert_queries_do_not_grow_with_the_page(admin, FLEET, (2, 8))
 
 
 @pytest.mark.django_db

@@ -6,14 +6,20 @@ import uuid
 from datetime import timedelta
 
 import pytest
-from django.db import connection
-from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from apps.skills.models import AgentRole, Skill
 from tests.api.agent_factories import make_role, make_skill
-from tests.api.matrix import Row
-from tests.api.platform_support import ADMIN_ONLY, PLATFORM, audit_rows, error, platform_matrix
+from tests.api.matrix import named_path
+from tests.api.platform_support import (
+    PLATFORM,
+    assert_queries_do_not_grow_with_the_page,
+    audit_rows,
+    error,
+    ids,
+    platform_matrix,
+    platform_row,
+)
 
 QUEUE = f"{PLATFORM}/skills/review"
 ROLES = f"{PLATFORM}/roles"
@@ -31,11 +37,7 @@ def pending(slug: str | None = None, **fields) -> Skill:
 
 
 def a_pending_skill(verb: str):
-    def path(ctx) -> str:
-        return f"{PLATFORM}/skills/{pending().pk}/{verb}"
-
-    path.__name__ = f"pending_skill_{verb}"
-    return path
+    return named_path(f"pending_skill_{verb}", lambda ctx: f"{PLATFORM}/skills/{pending().pk}/{verb}")
 
 
 def a_role(ctx) -> str:
@@ -43,24 +45,14 @@ def a_role(ctx) -> str:
 
 
 ROWS = [
-    Row("GET", QUEUE, allowed=ADMIN_ONLY),
-    Row("POST", a_pending_skill("approve"), body={}, allowed=ADMIN_ONLY),
-    Row("POST", a_pending_skill("reject"), body={"reason": "Too broad"}, allowed=ADMIN_ONLY),
-    Row("GET", ROLES, allowed=ADMIN_ONLY),
-    Row("POST", ROLES, body={"key": "matrix_new", "name": "Matrix"}, allowed=ADMIN_ONLY, ok=201),
-    Row("PATCH", a_role, body={"name": "Renamed"}, allowed=ADMIN_ONLY),
+    platform_row("GET", QUEUE),
+    platform_row("POST", a_pending_skill("approve"), body={}),
+    platform_row("POST", a_pending_skill("reject"), body={"reason": "Too broad"}),
+    platform_row("GET", ROLES),
+    platform_row("POST", ROLES, body={"key": "matrix_new", "name": "Matrix"}, ok=201),
+    platform_row("PATCH", a_role, body={"name": "Renamed"}),
 ]
-test_matrix, test_refusals = platform_matrix(ROWS)
-
-
-@pytest.fixture
-def admin(callers):
-    return callers["platform_admin"]
-
-
-def ids(response) -> list[str]:
-    assert response.status_code == 200, response.content
-    return [row["id"] for row in response.json()["data"]]
+test_matrix, test_refusals, admin = platform_matrix(ROWS)
 
 
 # --- Review queue ---------------------------------------------------------------------------------------------
@@ -94,14 +86,7 @@ def test_the_queue_query_count_does_not_grow_with_the_page(admin, callers):
     author = callers.user("tenant_admin")
     for _ in range(10):
         Skill.objects.filter(pk=pending().pk).update(author=author)
-    admin.get(QUEUE, {"pageSize": 1})
-    counts = []
-    for size in (2, 8):
-        with CaptureQueriesContext(connection) as queries:
-            response = admin.get(QUEUE, {"pageSize": size})
-        assert len(response.json()["data"]) == size
-        counts.append(len(queries))
-    assert counts[0] == counts[1], counts
+    assert_queries_do_not_grow_with_the_page(admin, QUEUE, (2, 8))
 
 
 @pytest.mark.django_db
@@ -165,14 +150,7 @@ def test_list_roles_by_key(admin):
 def test_roles_query_count_does_not_grow_with_the_page(admin):
     for index in range(10):
         make_role(f"role_{index}")
-    admin.get(ROLES, {"pageSize": 1})
-    counts = []
-    for size in (2, 8):
-        with CaptureQueriesContext(connection) as queries:
-            response = admin.get(ROLES, {"pageSize": size})
-        assert len(response.json()["data"]) == size
-        counts.append(len(queries))
-    assert counts[0] == counts[1], counts
+    assert_queries_do_not_grow_with_the_page(admin, ROLES, (2, 8))
 
 
 @pytest.mark.django_db

@@ -18,16 +18,17 @@ from apps.tenants import schemas, selectors, services
 from apps.tenants.json_schemas import PLAN_RESOURCE_LIMITS
 from apps.tenants.models import Tenant
 from tests.api.agent_factories import make_agent
-from tests.api.matrix import Row
+from tests.api.matrix import named_path
 from tests.api.platform_support import (
-    ADMIN_ONLY,
     PLATFORM,
+    assert_queries_do_not_grow_with_the_page,
     audit_rows,
     error,
     make_alert,
     make_sample,
     make_tenant,
     platform_matrix,
+    platform_row,
 )
 from tests.dbtools import execute, indexes_used, plan_of
 
@@ -44,39 +45,26 @@ def tenant_url(tenant: Tenant, suffix: str = "") -> str:
 
 
 def _in_state(status: str, suffix: str = ""):
-    def path(ctx) -> str:
-        return tenant_url(make_tenant(status), suffix)
-
-    path.__name__ = f"{status}_tenant{suffix.replace('/', '_')}"
-    return path
+    return named_path(f"{status}_tenant{suffix.replace('/', '_')}", lambda ctx: tenant_url(make_tenant(status), suffix))
 
 
 def _tenant_a(suffix: str = ""):
-    def path(ctx) -> str:
-        return tenant_url(ctx.tenant_a, suffix)
-
-    path.__name__ = f"tenant_a{suffix.replace('/', '_')}"
-    return path
+    return named_path(f"tenant_a{suffix.replace('/', '_')}", lambda ctx: tenant_url(ctx.tenant_a, suffix))
 
 
 ROWS = [
-    Row("GET", f"{PLATFORM}/dashboard", allowed=ADMIN_ONLY),
-    Row("GET", TENANTS, allowed=ADMIN_ONLY),
-    Row("POST", TENANTS, body=NEW_TENANT, allowed=ADMIN_ONLY, ok=202),
-    Row("GET", _tenant_a(), allowed=ADMIN_ONLY),
-    Row("PATCH", _in_state("active"), body={"industry": "Retail"}, allowed=ADMIN_ONLY),
-    Row("DELETE", _in_state("failed"), allowed=ADMIN_ONLY, ok=202),
-    Row("POST", _in_state("active", "/suspend"), body={"reason": "Unpaid"}, allowed=ADMIN_ONLY),
-    Row("POST", _in_state("suspended", "/reactivate"), allowed=ADMIN_ONLY),
-    Row("POST", _in_state("failed", "/retry-provisioning"), allowed=ADMIN_ONLY, ok=202),
-    Row("GET", _tenant_a("/usage"), allowed=ADMIN_ONLY),
+    platform_row("GET", f"{PLATFORM}/dashboard"),
+    platform_row("GET", TENANTS),
+    platform_row("POST", TENANTS, body=NEW_TENANT, ok=202),
+    platform_row("GET", _tenant_a()),
+    platform_row("PATCH", _in_state("active"), body={"industry": "Retail"}),
+    platform_row("DELETE", _in_state("failed"), ok=202),
+    platform_row("POST", _in_state("active", "/suspend"), body={"reason": "Unpaid"}),
+    platform_row("POST", _in_state("suspended", "/reactivate")),
+    platform_row("POST", _in_state("failed", "/retry-provisioning"), ok=202),
+    platform_row("GET", _tenant_a("/usage")),
 ]
-test_matrix, test_refusals = platform_matrix(ROWS)
-
-
-@pytest.fixture
-def admin(callers):
-    return callers["platform_admin"]
+test_matrix, test_refusals, admin = platform_matrix(ROWS)
 
 
 # --- List ------------------------------------------------------------------------------------------------
@@ -129,14 +117,7 @@ def test_list_rejects_unknown_filter_values(admin):
 def test_list_paginates_and_query_count_does_not_grow_with_the_page(admin):
     for _ in range(10):
         make_tenant()
-    admin.get(TENANTS, {"pageSize": 1})  # warm-up: first-request caches
-    counts = []
-    for size in (3, 9):
-        with CaptureQueriesContext(connection) as queries:
-            response = admin.get(TENANTS, {"pageSize": size, "page": 1})
-        assert len(response.json()["data"]) == size
-        counts.append(len(queries))
-    assert counts[0] == counts[1], counts
+    assert_queries_do_not_grow_with_the_page(admin, TENANTS, (3, 9), page=1)
     page = admin.get(TENANTS, {"pageSize": 5, "page": 3}).json()
     assert page["pagination"] == {"page": 3, "pageSize": 5, "total": 12, "totalPages": 3}
     assert len(page["data"]) == 2

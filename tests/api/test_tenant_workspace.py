@@ -16,7 +16,6 @@ from django.utils import timezone
 from django_tenants.utils import tenant_context
 
 from apps.agents.models import AgentChannel, AgentMetrics
-from apps.agents.signals import runtime_config_changed
 from apps.audit.models import AuditLog
 from apps.monitoring.models import Alert, ContainerHealth
 from apps.tenants.json_schemas import PLAN_RESOURCE_LIMITS
@@ -269,18 +268,6 @@ def test_invalid_changes_are_refused(callers, tenant_a, body, field):
 def test_another_tenants_company_name_is_a_conflict(callers):
     response = send(callers["tenant_admin"], "PATCH", "/api/v1/tenant", {"companyName": "GLOBEX"})
     assert response.status_code == 409 and error(response)["code"] == "CONFLICT"
-
-
-@pytest.fixture
-def runtime_signals():
-    received = []
-
-    def receiver(sender, **kwargs):
-        received.append({"sender": sender, **kwargs})
-
-    runtime_config_changed.connect(receiver)
-    yield received
-    runtime_config_changed.disconnect(receiver)
 
 
 def test_model_defaults_changes_reconfigure_the_runtime_on_commit(callers, tenant_a, runtime_signals,

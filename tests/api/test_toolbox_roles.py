@@ -19,24 +19,13 @@ from aegis.api.authentication import issue_access_token
 from apps.accounts.models import Role
 from apps.accounts.services import add_member
 from apps.agents.models import RoleOverride, SkillInstallation
-from apps.agents.signals import runtime_config_changed
 from apps.audit.models import AuditLog
 from apps.tenants import services as tenant_services
 from apps.tenants.services import suspend
-from tests.api.agent_factories import make_agent, make_install, make_role, make_skill
+from tests.api.agent_factories import CALENDAR_SCHEMA, make_agent, make_install, make_role, make_skill
 from tests.api.matrix import Row, matrix_test
 
 pytestmark = pytest.mark.django_db
-
-CALENDAR_SCHEMA = {
-    "type": "object",
-    "additionalProperties": False,
-    "required": ["provider"],
-    "properties": {
-        "provider": {"enum": ["google", "microsoft"]},
-        "calendar": {"type": "string", "maxLength": 200},
-    },
-}
 
 TOOLBOX = "/api/v1/toolbox"
 ROLES = "/api/v1/roles"
@@ -127,18 +116,6 @@ def calendar():
 @pytest.fixture
 def search():
     return make_skill("web-search", "3.1.0", name="Web search")
-
-
-@pytest.fixture
-def runtime_signals():
-    received = []
-
-    def receiver(sender, **kwargs):
-        received.append({"sender": sender, **kwargs})
-
-    runtime_config_changed.connect(receiver)
-    yield received
-    runtime_config_changed.disconnect(receiver)
 
 
 # --- Shared Toolbox ---------------------------------------------------------------------------------------

@@ -123,31 +123,6 @@ def test_events_published_while_replaying_are_sent_once_and_in_order(world, monk
     assert len({e["id"] for e in received}) == len(received)
 
 
-def test_an_event_whose_fan_out_was_lost_is_read_from_the_stream_before_the_next(world, monkeypatch):
-    """A live event names the entry before it; a socket that never got that one reads it first."""
-    stream = events.tenant_stream(world.tenant_a.pk)
-
-    async def scenario():
-        socket, _ = await open_socket(ACTIVITY, world.token(world.user_a))
-        layer = get_channel_layer()
-        group_send = layer.group_send
-
-        async def lossy_group_send(group, message):
-            if message["event"] != "test.lost":  # as if a full channel-layer queue had dropped it
-                await group_send(group, message)
-
-        monkeypatch.setattr(layer, "group_send", lossy_group_send)
-        await events.apublish(stream, "test.event", {"n": 1})
-        await events.apublish(stream, "test.lost", {"n": 2})
-        await events.apublish(stream, "test.event", {"n": 3, "marker": "end"})
-        received = await receive_until(socket, "end")
-        await close(socket)
-        return received
-
-    received = async_to_sync(scenario)()
-    assert [(e["type"], e["data"]["n"]) for e in received] == [("test.event", 1), ("test.lost", 2), ("test.event", 3)]
-
-
 def test_resume_on_an_open_socket_restarts_after_the_given_id(world):
     stream = events.tenant_stream(world.tenant_a.pk)
 
@@ -184,8 +159,15 @@ def test_a_since_older_than_the_oldest_kept_event_asks_the_client_to_resync(worl
     assert [e["type"] for e in replayed] == ["tenant.provisioned", "test.event"]
 
 
-def test_the_lost_fan_out_of_the_last_event_of_a_burst_is_found_once_things_are_quiet(world, monkeypatch):
-    """No later event will name it as `prev`: the consumer checks the stream's tip after a lull."""
+@pytest.mark.parametrize("published", [
+    # A live event names the entry before it; a socket that never got that one reads it first.
+    pytest.param([("test.event", 1), ("test.lost", 2), ("test.event", 3)], id="read-before-the-next-event"),
+    # No later event names it as `prev`: the consumer checks the stream's tip after a lull.
+    pytest.param([("test.event", 1), ("test.lost", 2)], id="last-of-a-burst-found-after-a-lull"),
+    # Nothing before or after it: the process's periodic sweep of stream tips finds it.
+    pytest.param([("test.lost", 1)], id="alone-found-by-the-sweep"),
+])
+def test_an_event_whose_fan_out_was_lost_still_arrives_in_order(world, monkeypatch, published):
     stream = events.tenant_stream(world.tenant_a.pk)
 
     async def scenario():
@@ -194,37 +176,15 @@ def test_the_lost_fan_out_of_the_last_event_of_a_burst_is_found_once_things_are_
         group_send = layer.group_send
 
         async def lossy_group_send(group, message):
-            if message["event"] != "test.lost":
+            if message["event"] != "test.lost":  # as if a full channel-layer queue had dropped it
                 await group_send(group, message)
 
         monkeypatch.setattr(layer, "group_send", lossy_group_send)
-        await events.apublish(stream, "test.event", {"n": 1})
-        await events.apublish(stream, "test.lost", {"n": 2})
-        received = await receive_events(socket, 2)
+        for event_type, n in published:
+            await events.apublish(stream, event_type, {"n": n})
+        received = await receive_events(socket, len(published))
         await close(socket)
         return received
 
     received = async_to_sync(scenario)()
-    assert [(e["type"], e["data"]["n"]) for e in received] == [("test.event", 1), ("test.lost", 2)]
-
-
-def test_an_event_whose_only_fan_out_message_was_lost_still_arrives(world, monkeypatch):
-    """Nothing before or after it: the process's periodic sweep of stream tips finds it."""
-    stream = events.tenant_stream(world.tenant_a.pk)
-
-    async def scenario():
-        socket, _ = await open_socket(ACTIVITY, world.token(world.user_a))
-        layer = get_channel_layer()
-        group_send = layer.group_send
-
-        async def lossy_group_send(group, message):
-            if message["event"] != "test.lost":
-                await group_send(group, message)
-
-        monkeypatch.setattr(layer, "group_send", lossy_group_send)
-        await events.apublish(stream, "test.lost", {"n": 1})
-        received = await receive_events(socket, 1)
-        await close(socket)
-        return received
-
-    assert [(e["type"], e["data"]) for e in async_to_sync(scenario)()] == [("test.lost", {"n": 1})]
+    assert [(e["type"], e["data"]["n"]) for e in received] == published

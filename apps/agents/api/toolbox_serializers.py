@@ -11,7 +11,8 @@ from collections.abc import Mapping
 
 from rest_framework import serializers
 
-from apps.agents.api.serializers import SkillSummarySerializer, StrictSerializer
+from aegis.api.serializers import StrictSerializer
+from apps.agents.api.serializers import SkillSummarySerializer
 from apps.agents.workspace import TOOLBOX_MAX_SKILLS
 from apps.skills.api.platform_serializers import DefaultSkillsField, RoleDefaultSettingsSerializer
 from apps.skills.models import Skill

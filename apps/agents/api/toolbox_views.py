@@ -18,8 +18,8 @@ from rest_framework.views import APIView
 
 from aegis.api.permissions import admins, members
 from aegis.api.schema import errors
+from aegis.api.serializers import validated_body
 from apps.agents import workspace
-from apps.agents.api.serializers import validated_body
 from apps.agents.api.toolbox_serializers import (
     RoleOverrideUpdateSerializer,
     TenantRoleSerializer,

@@ -25,6 +25,7 @@ from rest_framework.response import Response
 from aegis.api.pagination import FeedPagination
 from aegis.api.permissions import admins, members
 from aegis.api.schema import error_response, errors
+from aegis.api.serializers import validated_body, validated_query
 from aegis.api.wire import datetime_formatter
 from apps.agents import selectors, services
 from apps.agents.api.serializers import (
@@ -45,8 +46,6 @@ from apps.agents.api.serializers import (
     SkillInstallUpdateSerializer,
     TenantActivityFilterSerializer,
     agent_summary,
-    validated_body,
-    validated_query,
 )
 from apps.agents.models import Agent, SkillInstallation
 from apps.agents.resolver import effective_config

@@ -13,9 +13,9 @@ from drf_spectacular.utils import extend_schema, extend_schema_view
 from aegis.api.pagination import FeedPagination
 from aegis.api.permissions import admins
 from aegis.api.schema import errors
+from aegis.api.serializers import validated_query
 from aegis.api.views import TenantScopedViewSet
 from aegis.api.wire import datetime_formatter
-from apps.agents.api.serializers import validated_query
 from apps.audit import selectors
 from apps.audit.api.serializers import entry
 from apps.audit.api.tenant_serializers import TenantAuditFilterSerializer, TenantAuditLogSerializer

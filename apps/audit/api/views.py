@@ -11,10 +11,10 @@ from rest_framework import viewsets
 
 from aegis.api.pagination import FeedPagination
 from aegis.api.permissions import platform
+from aegis.api.serializers import validated_query
 from aegis.api.wire import datetime_formatter
 from apps.audit import selectors
 from apps.audit.api.serializers import AuditLogFilterSerializer, PlatformAuditLogSerializer, entry
-from apps.tenants.api.serializers import validated_query
 
 
 @extend_schema_view(

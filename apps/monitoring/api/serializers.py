@@ -5,9 +5,10 @@ from __future__ import annotations
 from rest_framework import serializers
 
 from aegis.ordering import ordering_choices
+from apps.accounts.api.team_serializers import UserSummarySerializer
 from apps.monitoring import selectors
 from apps.monitoring.models import Alert, ContainerHealth, HealthStatus
-from apps.tenants.api.serializers import PlatformTenantSummarySerializer, UserSummarySerializer
+from apps.tenants.api.serializers import PlatformTenantSummarySerializer
 
 
 class PlatformAlertSerializer(serializers.ModelSerializer):

@@ -17,6 +17,7 @@ from aegis.api.exceptions import ErrorCode
 from aegis.api.pagination import FeedPagination
 from aegis.api.permissions import platform
 from aegis.api.schema import error_response
+from aegis.api.serializers import validated_query
 from apps.monitoring import selectors, services
 from apps.monitoring.api.serializers import (
     AlertFilterSerializer,
@@ -27,7 +28,6 @@ from apps.monitoring.api.serializers import (
     PlatformHealthSampleSerializer,
 )
 from apps.monitoring.models import Alert, ContainerHealth
-from apps.tenants.api.serializers import validated_query
 from apps.tenants.api.views import UUID_PATH
 from apps.tenants.models import Tenant
 

@@ -12,9 +12,9 @@ from __future__ import annotations
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
+from aegis.api.serializers import StrictSerializer
 from aegis.jsonschema import JSONSchemaValidator, validate_is_json_schema
 from aegis.ordering import ordering_choices
-from apps.agents.api.serializers import StrictSerializer
 from apps.skills import selectors
 from apps.skills.json_schemas import CAPABILITIES
 from apps.skills.models import SEMVER_PATTERN, Skill

@@ -21,7 +21,7 @@ from rest_framework.response import Response
 from aegis.api.exceptions import ErrorCode
 from aegis.api.permissions import admins, members
 from aegis.api.schema import error_response, errors
-from apps.agents.api.serializers import validated_body, validated_query
+from aegis.api.serializers import validated_body, validated_query
 from apps.skills import selectors, services
 from apps.skills.api.marketplace_serializers import (
     CategoryListSerializer,

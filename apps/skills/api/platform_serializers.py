@@ -7,12 +7,13 @@ from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
+from aegis.api.serializers import StrictSerializer
 from aegis.ordering import ordering_choices
+from apps.accounts.api.team_serializers import UserSummarySerializer
 from apps.agents.models import ModelTier, ThinkingMode
 from apps.skills import selectors
 from apps.skills.json_schemas import ROLE_DEFAULT_SETTINGS
 from apps.skills.models import AgentRole, Skill
-from apps.tenants.api.serializers import StrictSerializer, UserSummarySerializer
 
 _ROLE_SETTINGS = ROLE_DEFAULT_SETTINGS["properties"]
 

@@ -15,6 +15,7 @@ from rest_framework.response import Response
 from aegis.api.exceptions import ErrorCode
 from aegis.api.permissions import platform
 from aegis.api.schema import error_response
+from aegis.api.serializers import validated_body, validated_query
 from apps.skills import selectors, services
 from apps.skills.api.platform_serializers import (
     PlatformRoleCreateSerializer,
@@ -26,7 +27,6 @@ from apps.skills.api.platform_serializers import (
     SkillRejectSerializer,
 )
 from apps.skills.models import AgentRole, Skill
-from apps.tenants.api.serializers import validated_body, validated_query
 from apps.tenants.api.views import UUID_PATH
 
 SKILLS_TAG = "platform-skills"

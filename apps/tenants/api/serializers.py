@@ -1,5 +1,5 @@
 """Wire shapes of the platform console's tenant endpoints (snake_case here; the renderer and
-parser make them camelCase). Also the small helpers the other platform API modules share."""
+parser make them camelCase)."""
 
 from __future__ import annotations
 
@@ -8,41 +8,12 @@ from collections.abc import Mapping
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
+from aegis.api.serializers import StrictSerializer
 from aegis.ordering import ordering_choices
-from apps.accounts.api.team_serializers import UserSummarySerializer
 from apps.agents.models import AgentStatus, ThinkingMode
 from apps.monitoring.models import AlertSeverity, HealthStatus
 from apps.tenants import selectors
 from apps.tenants.models import Tenant
-
-__all__ = ["StrictSerializer", "UserSummarySerializer", "validated_body", "validated_query"]
-
-
-def validated_body(serializer_class: type[serializers.Serializer], data) -> dict:
-    """A request body's validated data, as sent (an empty string clears a field); else 400 VALIDATION_ERROR."""
-    serializer = serializer_class(data=data)
-    serializer.is_valid(raise_exception=True)
-    return dict(serializer.validated_data)
-
-
-def validated_query(serializer_class: type[serializers.Serializer], params) -> dict:
-    """Validated query parameters; absent or empty ones are left out."""
-    serializer = serializer_class(data=params)
-    serializer.is_valid(raise_exception=True)
-    return {key: value for key, value in serializer.validated_data.items() if value not in (None, "")}
-
-
-class StrictSerializer(serializers.Serializer):
-    """Refuses fields it does not know: a misspelt or read-only field is an error, not a no-op."""
-
-    def to_internal_value(self, data):
-        if isinstance(data, Mapping):
-            writable = {name for name, field in self.fields.items() if not field.read_only}
-            unknown = sorted(set(data) - writable)
-            if unknown:
-                raise serializers.ValidationError({name: ["Unknown or read-only field."] for name in unknown})
-        return super().to_internal_value(data)
-
 
 # --- JSON settings: as stored (responses), and as merge patches (requests) ---------------------------------
 # apps/tenants/json_schemas.py stays the authority (ranges, formats): the service validates the

@@ -18,6 +18,7 @@ from rest_framework.views import APIView
 from aegis.api.exceptions import ApiError, ErrorCode
 from aegis.api.permissions import platform
 from aegis.api.schema import error_response
+from aegis.api.serializers import validated_body, validated_query
 from apps.tenants import selectors, services
 from apps.tenants.api.serializers import (
     PlatformDashboardSerializer,
@@ -27,8 +28,6 @@ from apps.tenants.api.serializers import (
     PlatformTenantUpdateSerializer,
     PlatformTenantUsageSerializer,
     SuspendSerializer,
-    validated_body,
-    validated_query,
 )
 from apps.tenants.models import Tenant
 

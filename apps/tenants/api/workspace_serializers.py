@@ -11,6 +11,7 @@ from collections.abc import Mapping
 from rest_framework import serializers
 
 from aegis.api.exceptions import ApiError, ErrorCode
+from aegis.api.serializers import StrictSerializer
 from apps.agents.api.serializers import wire_name
 from apps.monitoring.models import ContainerHealth
 from apps.tenants.api.serializers import (
@@ -21,7 +22,6 @@ from apps.tenants.api.serializers import (
     ModelDefaultsSerializer,
     PlatformTenantUsageSerializer,
     ResourceLimitsSerializer,
-    StrictSerializer,
 )
 from apps.tenants.models import Tenant
 

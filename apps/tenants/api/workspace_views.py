@@ -14,8 +14,8 @@ from rest_framework.views import APIView
 from aegis.api.exceptions import ErrorCode
 from aegis.api.permissions import admins, members
 from aegis.api.schema import error_response, errors
+from aegis.api.serializers import validated_body
 from apps.tenants import selectors, workspace
-from apps.tenants.api.serializers import validated_body
 from apps.tenants.api.workspace_serializers import (
     TenantDashboardSerializer,
     TenantProfileSerializer,

@@ -92,6 +92,22 @@ class RuntimeBackend(abc.ABC):
     def gateway_call(self, runtime, method: str, params: dict | None = None, *, timeout: float = 20) -> dict:
         """Call a gateway RPC method (`openclaw gateway call`), e.g. `health` or `agents.list`."""
 
+    # --- For the backends' own use ---------------------------------------------------------------
+
+    def _secrets_env(self, runtime) -> dict[str, str]:
+        """The environment the gateway's SecretRefs resolve from, read here (see the class docstring)."""
+        from apps.agents.openclaw.render import runtime_secrets_env
+
+        return runtime_secrets_env(runtime.tenant, runtime)
+
+    def _validated(self, config: dict) -> None:
+        """Refuses an invalid config: checked again before every write, so an invalid file is never written."""
+        from apps.agents.openclaw.render import validate_config
+
+        errors = validate_config(config)
+        if errors:
+            raise RuntimeFailure(f"refusing an invalid OpenClaw config: {'; '.join(errors[:5])}")
+
 
 # --- Helpers shared by the backends ----------------------------------------------------------------
 

@@ -201,18 +201,6 @@ class DockerBackend(RuntimeBackend):
             except docker.errors.NotFound:
                 return None
 
-    def _secrets_env(self, runtime) -> dict[str, str]:
-        from apps.agents.openclaw.render import runtime_secrets_env
-
-        return runtime_secrets_env(runtime.tenant, runtime)
-
-    def _validated(self, config: dict) -> None:
-        from apps.agents.openclaw.render import validate_config
-
-        errors = validate_config(config)
-        if errors:
-            raise RuntimeFailure(f"refusing an invalid OpenClaw config: {'; '.join(errors[:5])}")
-
     # --- Operations ----------------------------------------------------------------------------
 
     def _ensure_image_volume_network(self, client, runtime) -> None:

@@ -225,19 +225,7 @@ class LocalProcessBackend(RuntimeBackend):
         tree.update({p.pid: p for p in self._tenant_processes(runtime)})
         return list(tree.values())
 
-    def _environment(self, runtime) -> dict[str, str]:
-        from apps.agents.openclaw.render import runtime_secrets_env
-
-        return runtime_secrets_env(runtime.tenant, runtime)
-
     # --- Operations ----------------------------------------------------------------------------
-
-    def _validated(self, config: dict) -> None:
-        from apps.agents.openclaw.render import validate_config
-
-        errors = validate_config(config)
-        if errors:
-            raise RuntimeFailure(f"refusing an invalid OpenClaw config: {'; '.join(errors[:5])}")
 
     def _write_config(self, runtime, config: dict) -> None:
         from apps.agents.openclaw.render import to_file_text
@@ -247,7 +235,7 @@ class LocalProcessBackend(RuntimeBackend):
 
     def start(self, runtime, config: dict) -> None:
         self._validated(config)
-        secrets_env = self._environment(runtime)
+        secrets_env = self._secrets_env(runtime)
         main = self._main_process(runtime)
         self._write_config(runtime, config)
         if main is not None:
@@ -325,7 +313,7 @@ class LocalProcessBackend(RuntimeBackend):
         if main is None:
             self._write_config(runtime, config)
             return "written"
-        wanted = secrets_fingerprint(self._environment(runtime), settings.SECRET_KEY)
+        wanted = secrets_fingerprint(self._secrets_env(runtime), settings.SECRET_KEY)
         try:
             started_with = json.loads(self._fingerprint_file(runtime).read_text())
         except (OSError, ValueError):
