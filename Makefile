@@ -23,11 +23,24 @@ venv: $(VENV)/.installed
 # honcho: -e /dev/null so a docker-compose `.env` (production settings) is never read here;
 # -p: the web process gets $(PORT). Ctrl-C (SIGINT, exit 130) or SIGTERM (143) is how `make run`
 # is meant to end, so those count as success; the embedded services stop after honcho.
+# The tenants' OpenClaw gateways run in sessions of their own (in production they outlive the
+# control plane, like containers), so Ctrl-C does not reach them: `runtime start --all --queue`
+# has the worker start them, and `runtime stop --all` stops them after honcho has exited (whatever
+# its exit status), while the embedded PostgreSQL and Redis are still up. For that the shell
+# outlives the Ctrl-C that ends honcho (trap INT; honcho gets it from the terminal itself), hands
+# a SIGTERM/SIGHUP sent to it alone (devservices forwards signals to its child) on to honcho, and
+# ignores Ctrl-C during the stop, so a second Ctrl-C cannot leave gateways behind. The exit
+# status stays honcho's.
 SERVE := $(PY) manage.py migrate_platform -v 0 \
 	&& $(PY) manage.py seed_demo \
-	&& exec $(VENV)/bin/honcho -f aegis/Procfile -d . -e /dev/null start -p $(PORT)
+	&& $(PY) manage.py runtime start --all --queue || exit $$?; \
+	trap : INT; $(VENV)/bin/honcho -f aegis/Procfile -d . -e /dev/null start -p $(PORT) & honcho=$$!; \
+	trap "kill -TERM $$honcho 2>/dev/null" TERM HUP; \
+	while wait $$honcho; rc=$$?; kill -0 $$honcho 2>/dev/null; do :; done; \
+	trap "" INT; $(PY) manage.py runtime stop --all; exit $$rc
 
 ## make run: set up everything, load demo data, serve web (HTTP + WebSocket), Celery worker and beat.
+## Ctrl-C stops it all, the tenants' gateways included; the next `make run` starts them again.
 run: venv openclaw
 	@mkdir -p $(DATA_DIR)
 	@$(WITH_SERVICES) sh -c '$(SERVE)'; rc=$$?; [ $$rc -eq 0 ] || [ $$rc -eq 130 ] || [ $$rc -eq 143 ] || exit $$rc

@@ -158,6 +158,133 @@ def test_runtime_failures_and_refusals_are_command_errors(tenant_a, runtime):
         run("runtime", "explode", tenant_a.slug)
 
 
+def with_runtime(tenant: Tenant, state: str, port: int) -> Tenant:
+    TenantRuntime.objects.create(tenant=tenant, backend="local", port=port, gateway_token="t", state=state)
+    return tenant
+
+
+def run_all(*args) -> tuple[str, str, CommandError | None]:
+    """stdout, stderr and the CommandError (if any) of a command that reports every tenant, then fails."""
+    out, err = StringIO(), StringIO()
+    try:
+        call_command(*args, stdout=out, stderr=err)
+    except CommandError as exc:
+        return out.getvalue(), err.getvalue(), exc
+    return out.getvalue(), err.getvalue(), None
+
+
+@pytest.mark.django_db
+def test_runtime_stop_all_stops_every_runtime_not_stopped_already(tenant_a, tenant_b, runtime):
+    running(tenant_a)
+    with_runtime(tenant_b, TenantRuntime.State.STOPPED, 19951)
+    with_runtime(make_tenant(Tenant.Status.SUSPENDED, slug="asleep"), TenantRuntime.State.RUNNING, 19952)
+    with_runtime(make_tenant(Tenant.Status.ACTIVE, slug="broken"), TenantRuntime.State.ERROR, 19953)
+    with_runtime(make_tenant(Tenant.Status.DECOMMISSIONED, slug="gone"), TenantRuntime.State.REMOVED, None)
+
+    out, err, error = run_all("runtime", "stop", "--all")
+    assert error is None
+    assert out.splitlines() == ["[1/3] acme: stopped", "[2/3] asleep: stopped", "[3/3] broken: stopped", "3 stopped"]
+    assert "acme, broken" in err  # active: their health checks fail until they start again
+    assert runtime.calls() == [("stop_runtime", "acme"), ("stop_runtime", "asleep"), ("stop_runtime", "broken")]
+    states = dict(TenantRuntime.objects.values_list("tenant__slug", "state"))
+    assert states == {"acme": "stopped", "globex": "stopped", "asleep": "stopped", "broken": "stopped",
+                      "gone": "removed"}
+
+    assert run("runtime", "stop", "--all") == "no runtime to stop\n"
+    assert len(runtime.calls()) == 3
+
+
+@pytest.mark.django_db
+def test_runtime_stop_all_reports_a_failure_stops_the_others_and_exits_non_zero(tenant_a, tenant_b, runtime):
+    running(tenant_a)
+    with_runtime(tenant_b, TenantRuntime.State.RUNNING, 19951)
+    runtime.fake.failures["stop_runtime"] = [RuntimeFailure("gateway processes survived SIGKILL: [4242]")]
+
+    out, _, error = run_all("runtime", "stop", "--all")
+    assert str(error) == "stop failed for: acme"
+    assert out.splitlines()[:2] == ["[1/2] acme: failed: gateway processes survived SIGKILL: [4242]",
+                                    "[2/2] globex: stopped"]
+    assert runtime.calls() == [("stop_runtime", "acme"), ("stop_runtime", "globex")]
+    assert TenantRuntime.objects.get(tenant=tenant_b).state == TenantRuntime.State.STOPPED
+
+    result = run_json("runtime", "stop", "--all")  # the one left running, now stopped
+    assert [(row["slug"], row["outcome"], row["state"]) for row in result["tenants"]] == [
+        ("acme", "stopped", "stopped")]
+
+
+@pytest.mark.django_db
+def test_runtime_stop_all_skips_a_tenant_another_task_holds(tenant_a, runtime):
+    running(tenant_a)
+    with mock.patch.object(tasks, "tenant_lock") as lock:
+        lock.return_value.__enter__.return_value = False
+        out, _, error = run_all("runtime", "stop", "--all")
+    assert str(error) == "stop failed for: acme" and "acme: failed: another lifecycle task" in out
+    assert runtime.calls() == []
+
+
+@pytest.mark.django_db
+def test_runtime_start_all_queue_queues_one_task_per_active_tenant(tenant_a, tenant_b, runtime):
+    make_tenant(Tenant.Status.SUSPENDED, slug="asleep")
+    make_tenant(Tenant.Status.PROVISIONING, slug="newco")
+    with mock.patch.object(tasks.sync_tenant_runtime, "delay") as delay:
+        out = run("runtime", "start", "--all", "--queue")
+    assert sorted(call.args for call in delay.call_args_list) == sorted([(str(tenant_a.pk),), (str(tenant_b.pk),)])
+    assert out.splitlines() == ["[1/2] acme: queued", "[2/2] globex: queued", "2 queued"]
+    assert runtime.calls() == []  # nothing started here: the worker does it
+
+
+@pytest.mark.django_db
+def test_runtime_start_all_starts_every_active_tenant_and_waits(tenant_a, tenant_b, runtime):
+    make_tenant(Tenant.Status.SUSPENDED, slug="asleep")
+    result = run_json("runtime", "start", "--all")
+    assert [(row["slug"], row["outcome"], row["state"]) for row in result["tenants"]] == [
+        ("acme", "started", "running"), ("globex", "started", "running")]
+    assert runtime.calls() == [("ensure_runtime", "acme"), ("start_runtime", "acme"), ("wait_until_healthy", "acme"),
+                               ("ensure_runtime", "globex"), ("start_runtime", "globex"),
+                               ("wait_until_healthy", "globex")]
+
+
+@pytest.mark.django_db
+def test_runtime_start_with_queue_for_one_tenant(tenant_a, runtime):
+    with mock.patch.object(tasks.sync_tenant_runtime, "delay") as delay:
+        assert "acme: queued" in run("runtime", "start", tenant_a.slug, "--queue")
+    delay.assert_called_once_with(str(tenant_a.pk))
+    make_tenant(Tenant.Status.SUSPENDED, slug="asleep")
+    with pytest.raises(CommandError, match="asleep is suspended"):
+        run("runtime", "start", "asleep", "--queue")
+    assert delay.call_count == 1 and runtime.calls() == []
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(("args", "message"), [
+    (("start", "acme", "--all"), "give a tenant's slug or --all, not both"),
+    (("stop",), "which tenant\\? give its slug, or --all"),
+    (("restart", "--all"), "--all goes with start and stop only, not restart"),
+    (("status", "--all"), "--all goes with start and stop only, not status"),
+    (("logs", "--all"), "--all goes with start and stop only, not logs"),
+    (("stop", "--all", "--queue"), "--queue goes with start only"),
+])
+def test_runtime_all_bad_combinations(tenant_a, runtime, args, message):
+    with pytest.raises(CommandError, match=message):
+        run("runtime", *args)
+    assert runtime.calls() == []
+
+
+@pytest.mark.django_db
+def test_runtime_all_does_nothing_while_tenant_runtimes_are_off(tenant_a, settings):
+    settings.TENANT_RUNTIMES_ENABLED = False
+    running(tenant_a)
+    with mock.patch.object(tasks.sync_tenant_runtime, "delay") as delay, \
+            mock.patch.object(tasks, "runtime_api") as api:
+        assert run("runtime", "stop", "--all") == (
+            "tenant runtimes are off (TENANT_RUNTIMES_ENABLED): nothing to stop\n")
+        assert run("runtime", "start", "--all", "--queue") == (
+            "tenant runtimes are off (TENANT_RUNTIMES_ENABLED): nothing to start\n")
+        assert run_json("runtime", "start", "--all")["tenants"] == []
+    assert not delay.called and not api.called
+    assert TenantRuntime.objects.get(tenant=tenant_a).state == TenantRuntime.State.RUNNING
+
+
 @pytest.mark.django_db
 def test_runtime_logs_reads_the_gateway_log(tenant_a, settings, tmp_path):
     settings.RUNTIME_DIR = tmp_path
