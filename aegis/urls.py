@@ -1,5 +1,6 @@
-from django.urls import include, path
+from django.urls import include, path, re_path
 from django.views import defaults
+from django.views.decorators.csrf import csrf_exempt
 from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerView
 
 from aegis.api.errors import ErrorCode, json_error_response
@@ -7,6 +8,14 @@ from aegis.api.middleware import is_api_request
 from apps.monitoring.views import healthz, readyz
 
 from .admin import admin_site
+
+
+@csrf_exempt  # any method reaches it; there is nothing to protect, only a 404 to give
+def api_not_found(request, *args, **kwargs):
+    """Any other path under /api/v1/: JSON 404, also with DEBUG on (handler404 is not used then:
+    Django answers with its HTML "Page not found" page, which the contract rules out on /api/)."""
+    return json_error_response(request, 404, ErrorCode.NOT_FOUND, "No such endpoint.")
+
 
 api_v1 = [
     path("", include("apps.accounts.urls")),
@@ -16,6 +25,7 @@ api_v1 = [
     path("", include("apps.tenants.workspace_urls")),
     path("", include("apps.agents.toolbox_urls")),
     path("platform/", include("aegis.platform_urls")),
+    re_path(r"", api_not_found),  # last: what no pattern above matched
 ]
 
 urlpatterns = [

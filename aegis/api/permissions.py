@@ -79,6 +79,11 @@ def rule_for(request, view) -> Rule | None:
 
 class AccessPolicy(BasePermission):
     def has_permission(self, request, view) -> bool:
+        method = request.method.lower()
+        if method not in view.http_method_names or not hasattr(view, method):
+            # No handler for this method (a viewset binds only its mapped ones): 405 for everyone,
+            # as the contract says, not the 403 of "no access rule" (the credential is checked first).
+            raise exceptions.MethodNotAllowed(request.method)
         rule = rule_for(request, view)
         if rule is None:
             return False

@@ -49,6 +49,10 @@ AGENT_SUMMARY_FIELDS = ("id", "key", "name", "role_id", "status", "status_reason
 METRICS_DEFAULT_SPAN = {"hour": timedelta(hours=24), "day": timedelta(days=30)}
 METRICS_MAX_BUCKETS = {"hour": 24 * 31, "day": 366}
 METRICS_STEP = {"hour": timedelta(hours=1), "day": timedelta(days=1)}
+# The dates a metrics window may name: its buckets stay within what datetime can represent (rounding `to`
+# up, or stepping the default span back from it) and what a four-digit ISO 8601 year can show.
+METRICS_EARLIEST = datetime(1970, 1, 1, tzinfo=UTC)
+METRICS_LATEST = datetime(9999, 1, 1, tzinfo=UTC)
 
 
 def agent_ordering_choices() -> list[str]:

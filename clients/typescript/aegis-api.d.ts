@@ -273,7 +273,7 @@ export interface paths {
         };
         /**
          * Get an agent's metrics
-         * @description Hourly or daily buckets of messages, tokens, cost, errors and latency, with totals. Every bucket of the window is present (zeros where nothing happened). At most 744 hourly or 366 daily buckets per request.
+         * @description Hourly or daily buckets of messages, tokens, cost, errors and latency, with totals. Every bucket of the window is present (zeros where nothing happened). At most 744 hourly or 366 daily buckets per request; `from` and `to` between 1970-01-01 and 9999-01-01 (UTC).
          *
          *     **Who may call:** `tenant_admin`, `tenant_member`; API keys with `activity:read`. 409 `TENANT_NOT_READY` until the tenant is provisioned.
          */

@@ -161,3 +161,34 @@ def test_metrics_query_validation(member, tenant_a, params, field):
     response = member.get(f"/api/v1/agents/{agent.pk}/metrics", params)
     assert response.status_code == 400, response.content
     assert field in response.json()["error"]["details"]
+
+
+@pytest.mark.parametrize(("params", "field"), [
+    # Rounding up (or the default span back) past datetime's range was a 500 (OverflowError).
+    ({"to": "9999-12-31T23:30:00Z"}, "to"),
+    ({"period": "day", "to": "9999-12-31T23:30:00Z"}, "to"),
+    ({"to": "0001-01-01T00:30:00Z"}, "to"),
+    ({"from": "0001-01-01T00:00:00Z", "to": "0001-01-01T05:00:00Z"}, "from"),
+    # A year before 1000 was answered with timestamps such as "927-09-08T15:00:00.000000Z", not ISO 8601.
+    ({"to": "0927-09-09T14:46:33Z"}, "to"),
+    ({"from": "0927-09-09T00:00:00Z", "to": "0927-09-09T05:00:00Z"}, "from"),
+    ({"from": "1969-12-31T22:00:00Z", "to": "1970-01-01T02:00:00Z"}, "from"),
+    ({"period": "day", "from": "9999-01-01T00:00:00Z", "to": "9999-01-03T00:00:00Z"}, "to"),
+])
+def test_metrics_window_must_lie_within_supported_dates(member, tenant_a, params, field):
+    agent = make_agent(tenant_a, "Ava")
+    response = member.get(f"/api/v1/agents/{agent.pk}/metrics", params)
+    assert response.status_code == 400, response.content
+    error = response.json()["error"]
+    assert error["code"] == "VALIDATION_ERROR" and field in error["details"], error
+
+
+def test_metrics_window_at_the_edges_of_the_supported_dates(member, tenant_a):
+    agent = make_agent(tenant_a, "Ava")
+    url = f"/api/v1/agents/{agent.pk}/metrics"
+    earliest = member.get(url, {"from": "1970-01-01T00:00:00Z", "to": "1970-01-01T02:00:00Z"})
+    assert earliest.status_code == 200, earliest.content
+    assert earliest.json()["from"] == "1970-01-01T00:00:00.000000Z"
+    latest = member.get(url, {"period": "day", "to": "9998-12-31T12:00:00Z"})
+    assert latest.status_code == 200, latest.content
+    assert latest.json()["to"] == "9999-01-01T00:00:00.000000Z"

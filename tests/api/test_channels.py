@@ -142,6 +142,23 @@ def test_create_validation_errors(admin, agent, body, field):
     assert SLACK_BOT_TOKEN.encode() not in response.content
 
 
+@pytest.mark.parametrize("origin", ["", "www.acme.example", "https://acme example", "https://[acme"])
+def test_urls_in_settings_must_be_uris(admin, agent, origin):
+    """`"format": "uri"` in a channel type's schema is enforced (it was silently skipped, so a PATCH
+    stored `allowedOrigins: [""]` and answered with a channel its own documented schema refuses)."""
+    created = send(admin, "POST", channels_url(agent), {"type": "web", "name": "Web",
+                                                        "config": {"allowedOrigins": [origin]}})
+    assert created.status_code == 400 and "config" in error(created)["details"], created.content
+    channel_id = send(admin, "POST", channels_url(agent), {"type": "web", "name": "Web", "config": {
+        "allowedOrigins": ["https://www.acme.example"]}}).json()["id"]
+    changed = send(admin, "PATCH", f"{channels_url(agent)}/{channel_id}",
+                   {"config": {"allowedOrigins": ["https://www.acme.example", origin]}})
+    assert changed.status_code == 400 and "config" in error(changed)["details"], changed.content
+    telegram = send(admin, "POST", channels_url(agent), {"type": "telegram", "name": "TG",
+                                                         "config": {"webhookUrl": f"https://{origin} x"}})
+    assert telegram.status_code == 400 and "config" in error(telegram)["details"], telegram.content
+
+
 def test_channel_names_are_unique_per_agent(admin, agent, tenant_a):
     assert send(admin, "POST", channels_url(agent), slack_body()).status_code == 201
     clash = send(admin, "POST", channels_url(agent), slack_body())

@@ -412,6 +412,11 @@ class MetricsQuerySerializer(serializers.Serializer):
 
     def validate(self, attrs):
         start, end = attrs.get("from"), attrs.get("to")
+        for name, moment in (("from", start), ("to", end)):
+            if moment is not None and not selectors.METRICS_EARLIEST <= moment <= selectors.METRICS_LATEST:
+                raise serializers.ValidationError({name: [
+                    f"Must be between {selectors.METRICS_EARLIEST:%Y-%m-%d} and {selectors.METRICS_LATEST:%Y-%m-%d} "
+                    "(UTC)."]})
         if start is not None and end is not None and start >= end:
             raise serializers.ValidationError({"from": ["Must be before `to`."]})
         window = selectors.metrics_window(period=attrs["period"], start=start, end=end)

@@ -229,7 +229,7 @@ class AgentViewSet(viewsets.GenericViewSet):
         summary="Get an agent's metrics", tags=["activity"], parameters=[MetricsQuerySerializer],
         description="Hourly or daily buckets of messages, tokens, cost, errors and latency, with totals. Every "
                     "bucket of the window is present (zeros where nothing happened). At most 744 hourly or 366 "
-                    "daily buckets per request.",
+                    "daily buckets per request; `from` and `to` between 1970-01-01 and 9999-01-01 (UTC).",
         responses={200: MetricsSerializer, **errors(400, 404)})
     @action(detail=True, methods=["get"])
     def metrics(self, request, *args, **kwargs):
