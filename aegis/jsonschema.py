@@ -25,7 +25,11 @@ def schema_errors(validator: Draft202012Validator, value) -> list[str]:
     messages = []
     for error in sorted(validator.iter_errors(value), key=lambda e: list(map(str, e.absolute_path))):
         location = "/".join(str(part) for part in error.absolute_path) or "(root)"
-        messages.append(f"{location}: {error.message} (rule: {error.validator})")
+        message = error.message
+        if error.validator == "pattern" and isinstance(error.schema, dict) and error.schema.get("description"):
+            # A regular expression tells a person little: say what the schema describes instead.
+            message = f"{error.instance!r} is not {error.schema['description']}"
+        messages.append(f"{location}: {message} (rule: {error.validator})")
     return messages
 
 

@@ -169,6 +169,8 @@ def test_valid_skill_metadata_passes(db):
         ("telegram", {"team_id": "T123"}, ["(root)", "(rule: additionalProperties)"]),
         ("web", {"greeting": 42}, ["greeting", "(rule: type)"]),
         ("web", {"allowed_origins": "https://acme.example"}, ["allowed_origins", "(rule: type)"]),
+        ("web", {"allowed_origins": ["https://acme.example/"]}, ["allowed_origins/0", "is not a browser origin",
+                                                                "(rule: pattern)"]),
     ],
 )
 def test_channel_config_is_validated_per_type(tenant_a, in_tenant, agent, channel_type, config, fragments):

@@ -14,6 +14,10 @@ the shared machinery gives, read from the view itself: 401/403 from authenticati
 ids and for paginated lists, 400/413/415 for operations with a body, 429 from throttles. It
 also sets each operation's security requirement and `x-aegis-access` (who may call it) from the
 same `access` rules, which `docs/api-contract.md`'s endpoint table is generated from.
+
+Request bodies of a `StrictSerializer` (which refuses unknown and read-only fields with 400
+VALIDATION_ERROR) say so: their request components have `additionalProperties: false`
+(`StrictSerializerSchema`). Response components, and request bodies of other serializers, do not.
 """
 
 from __future__ import annotations
@@ -21,7 +25,7 @@ from __future__ import annotations
 import inspect
 from dataclasses import dataclass
 
-from drf_spectacular.extensions import OpenApiAuthenticationExtension
+from drf_spectacular.extensions import OpenApiAuthenticationExtension, OpenApiSerializerExtension
 from drf_spectacular.openapi import AutoSchema
 from drf_spectacular.utils import OpenApiResponse
 from rest_framework import serializers
@@ -225,6 +229,26 @@ class ApiKeyScheme(OpenApiAuthenticationExtension):
         if rule is None or rule.anonymous or rule.scope is None:
             return []
         return {self.name: []}
+
+
+# --- Strict request bodies -----------------------------------------------------------------------
+
+
+class StrictSerializerSchema(OpenApiSerializerExtension):
+    """A StrictSerializer's request component: `additionalProperties: false`, as the server refuses
+    any field it does not list (unknown or read-only: 400 VALIDATION_ERROR). Only the request
+    direction: with COMPONENT_SPLIT_REQUEST the request component (`...Request`, `Patched...Request`)
+    is separate from the response one, which stays open (clients must tolerate new response fields).
+    The properties are still camelised afterwards by the camel-case postprocessing hook."""
+
+    target_class = "aegis.api.serializers.StrictSerializer"
+    match_subclasses = True
+
+    def map_serializer(self, auto_schema, direction):
+        schema = auto_schema._map_serializer(self.target, direction, bypass_extensions=True)
+        if direction == "request":
+            schema["additionalProperties"] = False
+        return schema
 
 
 # --- The schema class ----------------------------------------------------------------------------

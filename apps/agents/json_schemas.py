@@ -26,6 +26,25 @@ ASSISTED_USER = {
     },
 }
 
+# A browser origin as browsers send it in the `Origin` header (RFC 6454 serialisation), which is what
+# an allowed origin is compared with: `http` or `https`, `://`, a lowercase host name, IPv4 address
+# or bracketed IPv6 address, an optional port 1-65535, and nothing after it: no path, query, fragment,
+# user info or trailing slash (a trailing slash is refused, not normalised: the value stored is the
+# value compared). The `description` is also the message of a value that does not match. `(?!\n)`:
+# Python's `$` also matches before a final newline (ECMA-262's, as JSON Schema means it, does not).
+BROWSER_ORIGIN = {
+    "type": "string",
+    "format": "uri",
+    "pattern": (
+        r"^https?://"
+        r"(\[[0-9a-f:.]+\]|[a-z0-9]([a-z0-9-]*[a-z0-9])?(\.[a-z0-9]([a-z0-9-]*[a-z0-9])?)*)"
+        r"(:(6553[0-5]|655[0-2][0-9]|65[0-4][0-9]{2}|6[0-4][0-9]{3}|[1-5][0-9]{4}|[1-9][0-9]{0,3}))?$(?!\n)"
+    ),
+    "maxLength": 300,
+    "description": "a browser origin, `scheme://host[:port]`: http or https, a lowercase host, an optional port, "
+                   "and nothing after it (no path, query or trailing slash), e.g. https://app.example.com",
+}
+
 # Non-secret settings per channel type; secrets go to AgentChannel.secrets (encrypted).
 CHANNEL_CONFIG = {
     "slack": {
@@ -52,7 +71,7 @@ CHANNEL_CONFIG = {
         "type": "object",
         "additionalProperties": False,
         "properties": {
-            "allowed_origins": {"type": "array", "items": {"type": "string", "format": "uri"}},
+            "allowed_origins": {"type": "array", "items": BROWSER_ORIGIN},
             "greeting": {"type": "string", "maxLength": 500},
         },
     },

@@ -16,6 +16,7 @@ from aegis.api.exceptions import ApiError, ErrorCode
 from aegis.api.pagination import FeedPagination
 from aegis.api.permissions import admins, anyone, members
 from aegis.api.schema import error_response, errors
+from aegis.api.serializers import StrictSerializer
 
 THING_ID = "0b7e4a4e-6c35-4b1a-9c0e-3d2f1f7a9e10"
 
@@ -24,7 +25,9 @@ class OwnerSerializer(serializers.Serializer):
     display_name = serializers.CharField()
 
 
-class ThingSerializer(serializers.Serializer):
+class ThingSerializer(StrictSerializer):
+    """A thing (strict: its request component is closed, its response component is not)."""
+
     id = serializers.UUIDField(read_only=True)
     name = serializers.CharField(max_length=50)
     created_at = serializers.DateTimeField(read_only=True)

@@ -159,6 +159,49 @@ def test_urls_in_settings_must_be_uris(admin, agent, origin):
     assert telegram.status_code == 400 and "config" in error(telegram)["details"], telegram.content
 
 
+@pytest.mark.parametrize("origins", [
+    ["https://app.example.com"],
+    ["http://localhost:3000", "http://127.0.0.1:8000", "http://[::1]:5173", "https://chat.acme.example:8443"],
+])
+def test_allowed_origins_accept_browser_origins(admin, agent, origins):
+    created = send(admin, "POST", channels_url(agent), {"type": "web", "name": "Web",
+                                                        "config": {"allowedOrigins": origins}})
+    assert created.status_code == 201, created.content
+    assert created.json()["config"] == {"allowedOrigins": origins}  # stored as sent, not rewritten
+
+
+@pytest.mark.parametrize("origin", [
+    "javascript:alert(1)",
+    "ftp://files.example.com",
+    "https://a.example/path",
+    "https://a.example?q",
+    "https://a.example#top",
+    "https://app.example.com/",  # a trailing slash is refused, not normalised: browsers never send one
+    "https://App.Example.com",  # browsers send the host lowercase
+    "https://user@app.example.com",
+    "https://app.example.com:99999",
+    "https://app.example.com\n",
+    "*",
+])
+def test_allowed_origins_refuse_anything_but_a_browser_origin(admin, agent, origin):
+    """`allowedOrigins` are compared with a browser's `Origin` header: `scheme://host[:port]`, http(s),
+    nothing after. Anything else is a 400 on `config` that says what is expected."""
+    created = send(admin, "POST", channels_url(agent), {"type": "web", "name": "Web",
+                                                        "config": {"allowedOrigins": [origin]}})
+    assert created.status_code == 400, created.content
+    assert error(created)["code"] == "VALIDATION_ERROR"
+    [message] = [m for m in error(created)["details"]["config"] if "(rule: pattern)" in m]
+    assert message.startswith("allowed_origins/0: ") and "is not a browser origin" in message, message
+    assert "e.g. https://app.example.com" in message
+    channel_id = send(admin, "POST", channels_url(agent), {"type": "web", "name": "Web", "config": {
+        "allowedOrigins": ["https://www.acme.example"]}}).json()["id"]
+    changed = send(admin, "PATCH", f"{channels_url(agent)}/{channel_id}",
+                   {"config": {"allowedOrigins": ["https://www.acme.example", origin]}})
+    assert changed.status_code == 400 and "config" in error(changed)["details"], changed.content
+    listed = admin.get(channels_url(agent)).json()["data"]
+    assert [channel["config"] for channel in listed] == [{"allowedOrigins": ["https://www.acme.example"]}]
+
+
 def test_channel_names_are_unique_per_agent(admin, agent, tenant_a):
     assert send(admin, "POST", channels_url(agent), slack_body()).status_code == 201
     clash = send(admin, "POST", channels_url(agent), slack_body())

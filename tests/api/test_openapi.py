@@ -18,6 +18,7 @@ from aegis.api import contract
 from aegis.api.errors import _DRF_CODES as DRF_CODES
 from aegis.api.exceptions import ErrorCode
 from aegis.api.schema import ERROR_CODE_VALUES, ERROR_CODES, STATUS_DESCRIPTIONS
+from aegis.api.serializers import StrictSerializer
 from tests.api.conftest_openapi import (
     ConformanceError,
     OpenApiResponseValidator,
@@ -236,6 +237,44 @@ def test_error_codes_raised_in_the_source_are_documented_with_their_status():
     assert not unknown + wrong, "\n".join(unknown + wrong)
 
 
+def serializer_components(urlconf: str | None = None) -> list[tuple[str, type, dict]]:
+    """(name, serializer class, schema as documented) of each serializer component of the document."""
+    from drf_spectacular.drainage import GENERATOR_STATS
+    from drf_spectacular.generators import SchemaGenerator
+    from rest_framework.serializers import BaseSerializer
+
+    generator = SchemaGenerator(urlconf=urlconf)
+    with GENERATOR_STATS.silence():
+        schemas = generator.get_schema(request=None, public=True)["components"]["schemas"]
+    found = []
+    for component in generator.registry._components.values():
+        cls = component.object if isinstance(component.object, type) else type(component.object)
+        if component.type == "schemas" and issubclass(cls, BaseSerializer):
+            found.append((component.name, cls, schemas[component.name]))
+    return found
+
+
+def test_strict_request_bodies_are_closed_and_responses_open(settings):
+    """A StrictSerializer refuses unknown and read-only fields (400 VALIDATION_ERROR), so its request
+    component says `additionalProperties: false`. Request components of other serializers, and every
+    response component, leave it out (clients must tolerate new response fields)."""
+    assert settings.SPECTACULAR_SETTINGS["COMPONENT_SPLIT_REQUEST"]  # request components are their own
+    components = serializer_components()
+    strict_requests = {name: schema for name, cls, schema in components
+                       if name.endswith("Request") and issubclass(cls, StrictSerializer)}
+    assert {"AgentCreateRequest", "PatchedAgentUpdateRequest", "ChannelCreateRequest",
+            "ToolboxEntryRequest"} <= set(strict_requests)
+    open_ = sorted(name for name, schema in strict_requests.items() if schema.get("additionalProperties") is not False)
+    assert not open_, f"request components of strict serializers without additionalProperties: false: {open_}"
+    closed = sorted(name for name, cls, schema in components
+                    if name not in strict_requests and "additionalProperties" in schema)
+    assert not closed, f"components that are not strict request bodies but declare additionalProperties: {closed}"
+    # Still camelCase: the camel-case hook runs after the serializer extension.
+    agent_create = session_document().document["components"]["schemas"]["AgentCreateRequest"]
+    assert agent_create["additionalProperties"] is False
+    assert "modelTier" in agent_create["properties"] and "model_tier" not in agent_create["properties"]
+
+
 # --- docs/api-contract.md ------------------------------------------------------------------------------------
 
 
@@ -309,6 +348,14 @@ def test_summaries_come_from_extend_schema_or_the_docstring(sample):
     assert feed["summary"] == "Feed of things"
     assert feed["responses"]["200"]["content"]["application/json"]["schema"] == {
         "$ref": "#/components/schemas/CursorPaginatedThingList"}
+
+
+def test_only_the_request_component_of_a_strict_serializer_is_closed(sample):
+    schemas = sample["components"]["schemas"]
+    assert schemas["ThingRequest"]["additionalProperties"] is False  # ThingSerializer is a StrictSerializer
+    assert "additionalProperties" not in schemas["Thing"]  # its response component
+    assert "additionalProperties" not in schemas["PingRequestBodyRequest"]  # a request body of a plain serializer
+    assert set(schemas["ThingRequest"]["properties"]) == {"name", "note", "size"}  # no read-only fields
 
 
 @pytest.mark.django_db
