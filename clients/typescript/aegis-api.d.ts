@@ -1634,6 +1634,7 @@ export interface components {
             readonly createdAt: string;
             readonly createdBy: components["schemas"]["UserSummary"] | null;
         };
+        /** @description Refuses fields it does not know: a misspelt or read-only field is an error, not a no-op. */
         ApiKeyCreateRequest: {
             name: string;
             scopes: components["schemas"]["ScopesEnum"][];
@@ -2097,6 +2098,7 @@ export interface components {
             /** Format: date-time */
             readonly createdAt: string;
         };
+        /** @description Refuses fields it does not know: a misspelt or read-only field is an error, not a no-op. */
         InviteAcceptRequest: {
             /** @description The token from the invitation link. */
             token: string;
@@ -2104,6 +2106,7 @@ export interface components {
             /** @description Checked by the password validators (length, common, numeric). */
             password: string;
         };
+        /** @description Refuses fields it does not know: a misspelt or read-only field is an error, not a no-op. */
         InviteCreateRequest: {
             /** Format: email */
             email: string;
@@ -2549,6 +2552,7 @@ export interface components {
             /** @description A JSON merge patch of resourceLimits. */
             resourceLimits?: components["schemas"]["ResourceLimitsPatchRequest"];
         };
+        /** @description Refuses fields it does not know: a misspelt or read-only field is an error, not a no-op. */
         PatchedProfileUpdateRequest: {
             /** @description Display name (the only field a person changes here). */
             name?: string;
@@ -2566,6 +2570,7 @@ export interface components {
             /** @description Replaces the install's settings. */
             config?: unknown;
         };
+        /** @description Refuses fields it does not know: a misspelt or read-only field is an error, not a no-op. */
         PatchedTeamMemberUpdateRequest: {
             role?: components["schemas"]["MemberRoleEnum"];
             status?: components["schemas"]["MemberStatusEnum"];

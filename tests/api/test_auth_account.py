@@ -66,8 +66,16 @@ def test_me_shows_the_profile_and_patch_changes_only_the_name(member, member_cli
     shown = member_client.get(ME).json()
     assert set(shown) == {"id", "email", "name", "role", "tenantId", "mfaEnabled", "lastLoginAt", "createdAt"}
 
-    response = member_client.patch(ME, {"name": "Fox W. Mulder", "email": "evil@x.example", "role": "tenant_admin"},
-                                   format="json")
+    # E-mail and role are not the user's to change: refused by name, not silently dropped.
+    refused = member_client.patch(ME, {"name": "Fox W. Mulder", "email": "evil@x.example", "role": "tenant_admin"},
+                                  format="json")
+    assert refused.status_code == 400
+    assert refused.json()["error"]["code"] == "VALIDATION_ERROR"
+    assert {"email", "role"} <= set(refused.json()["error"]["details"])
+    member.refresh_from_db()
+    assert (member.name, member.email, member.role) == ("Fox Mulder", "mulder@acme.example", "tenant_member")
+
+    response = member_client.patch(ME, {"name": "Fox W. Mulder"}, format="json")
 
     assert response.status_code == 200
     assert response.json() == {**shown, "name": "Fox W. Mulder"}

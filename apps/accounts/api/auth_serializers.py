@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from rest_framework import serializers
 
+from aegis.api.serializers import StrictSerializer
 from apps.accounts.models import User
 
 # Generous but bounded: a password is hashed, so its length is not free.
@@ -38,7 +39,7 @@ class ProfileSerializer(serializers.ModelSerializer):
         read_only_fields = fields
 
 
-class ProfileUpdateSerializer(serializers.Serializer):
+class ProfileUpdateSerializer(StrictSerializer):
     name = serializers.CharField(max_length=200, help_text="Display name (the only field a person changes here).")
 
 

@@ -10,6 +10,7 @@ from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from aegis.api.permissions import API_KEY_SCOPES
+from aegis.api.serializers import StrictSerializer
 from apps.accounts import selectors
 from apps.accounts.models import ApiKey, MemberRole, TeamInvite, TeamMember, User
 from apps.accounts.services import API_KEY_MAX_RATE_LIMIT
@@ -46,7 +47,7 @@ class TeamMemberSerializer(serializers.ModelSerializer):
         read_only_fields = fields
 
 
-class TeamMemberUpdateSerializer(serializers.Serializer):
+class TeamMemberUpdateSerializer(StrictSerializer):
     role = serializers.ChoiceField(choices=MemberRole.choices, required=False)
     status = serializers.ChoiceField(choices=TeamMember.Status.choices, required=False)
 
@@ -83,7 +84,7 @@ class InviteSerializer(serializers.ModelSerializer):
         return selectors.invite_status(invite)
 
 
-class InviteCreateSerializer(serializers.Serializer):
+class InviteCreateSerializer(StrictSerializer):
     email = serializers.EmailField(max_length=254)
     role = serializers.ChoiceField(choices=MemberRole.choices, default=MemberRole.TENANT_MEMBER)
 
@@ -96,7 +97,7 @@ class InviteFilterSerializer(serializers.Serializer):
                                        required=False, help_text="Sort key; `-` for descending. Default -createdAt.")
 
 
-class InviteAcceptSerializer(serializers.Serializer):
+class InviteAcceptSerializer(StrictSerializer):
     token = serializers.CharField(max_length=200, help_text="The token from the invitation link.")
     name = serializers.CharField(max_length=200)
     password = serializers.CharField(max_length=200, trim_whitespace=False, write_only=True,
@@ -141,7 +142,7 @@ class ApiKeyCreatedSerializer(ApiKeySerializer):
         read_only_fields = fields
 
 
-class ApiKeyCreateSerializer(serializers.Serializer):
+class ApiKeyCreateSerializer(StrictSerializer):
     name = serializers.CharField(max_length=100)
     scopes = serializers.ListField(
         child=serializers.ChoiceField(
