@@ -1,5 +1,7 @@
 """Rate limits (DRF throttles on the Redis cache). Refusals are 429 RATE_LIMITED with Retry-After."""
 
+import hashlib
+
 from rest_framework.throttling import SimpleRateThrottle
 
 
@@ -42,6 +44,8 @@ class LoginAccountThrottle(SimpleRateThrottle):
 
     def get_cache_key(self, request, view):
         identity = request.data.get(self.identity_field) if hasattr(request.data, "get") else None
-        if not isinstance(identity, str) or not identity:
+        if not isinstance(identity, str) or not identity.strip():
             return None
-        return self.cache_format % {"scope": self.scope, "ident": identity.strip().lower()}
+        # Hashed: a body value is no safe cache key as it is (any length, any characters).
+        digest = hashlib.sha256(identity.strip().lower().encode()).hexdigest()
+        return self.cache_format % {"scope": self.scope, "ident": digest}

@@ -11,7 +11,7 @@ REST_FRAMEWORK = {
     # Same output as djangorestframework_camel_case.render.CamelCaseJSONRenderer, at a fraction of
     # its cost (aegis/api/renderers.py).
     "DEFAULT_RENDERER_CLASSES": ["aegis.api.renderers.CamelCaseJSONRenderer"],
-    "DEFAULT_PARSER_CLASSES": ["djangorestframework_camel_case.parser.CamelCaseJSONParser"],
+    "DEFAULT_PARSER_CLASSES": ["aegis.api.parsers.CamelCaseJSONParser"],  # NUL refused (aegis/api/parsers.py)
     "DEFAULT_AUTHENTICATION_CLASSES": [
         "aegis.api.authentication.AccessTokenAuthentication",
         "aegis.api.authentication.ApiKeyAuthentication",

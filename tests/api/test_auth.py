@@ -11,6 +11,7 @@ from binascii import unhexlify
 
 import pytest
 from django.core import mail
+from django.core.cache.backends.base import CacheKeyWarning
 from django.utils import timezone
 from django_otp.oath import TOTP
 from rest_framework.test import APIClient
@@ -478,6 +479,18 @@ def test_login_is_throttled_per_account_whatever_the_ip(member, monkeypatch):
                              REMOTE_ADDR="10.0.0.3"))
     # Another account is not affected.
     assert post(APIClient(), LOGIN, {"email": "other@acme.example", "password": "x"}).status_code == 401
+
+
+@pytest.mark.django_db
+def test_the_per_account_bucket_is_keyed_by_a_hash_of_the_address(member, monkeypatch, recwarn):
+    # Found by tests/api/test_openapi_fuzz.py: the raw address made the cache key (any length or characters).
+    set_rate(monkeypatch, "login_account", "1/min")
+    post(APIClient(), LOGIN, {"email": "x" * 300 + "@acme.example", "password": "nope-nope"})
+    post(APIClient(), LOGIN, {"email": f" {member.email.upper()} ", "password": "nope-nope"})
+
+    assert_rate_limited(post(APIClient(), LOGIN, {"email": member.email, "password": PASSWORD},
+                             REMOTE_ADDR="10.0.0.3"))  # the same account, however the address is spelt
+    assert not [w for w in recwarn if issubclass(w.category, CacheKeyWarning)]
 
 
 @pytest.mark.django_db

@@ -388,6 +388,19 @@ def test_invalid_submissions_are_validation_errors(callers, overrides, field):
 
 
 @pytest.mark.django_db
+@pytest.mark.parametrize("configuration", [
+    {"type": "object", "properties": {"note": {"type": "string", "default": "a\x00b"}}},
+    {"type": "object", "properties": {"a\x00b": {"type": "string"}}},  # in a key too
+])
+def test_a_nul_character_in_json_is_refused_not_a_server_error(callers, configuration):
+    # Found by tests/api/test_openapi_fuzz.py: PostgreSQL's jsonb cannot store \u0000 (a 500 before).
+    response = callers["tenant_admin"].post(SKILLS, new_skill_body(configuration=configuration), format="json")
+    assert response.status_code == 400, response.content
+    assert error(response)["code"] == "MALFORMED_REQUEST"
+    assert not Skill.objects.exists()
+
+
+@pytest.mark.django_db
 def test_missing_fields_are_listed(callers):
     response = callers["tenant_admin"].post(SKILLS, {}, format="json")
     assert response.status_code == 400
