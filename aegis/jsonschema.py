@@ -4,20 +4,52 @@ Each JSONB field names its schema by dotted path, so migrations record a short s
 the schema itself stays in one place (the owning app's `json_schemas.py`).
 """
 
-from functools import cache
+import re
+from functools import cache, lru_cache
 
 from django.core.exceptions import ValidationError
 from django.utils.deconstruct import deconstructible
 from django.utils.module_loading import import_string
-from jsonschema import Draft202012Validator, FormatChecker
+from jsonschema import Draft202012Validator, FormatChecker, validators
 from jsonschema.exceptions import SchemaError
+from jsonschema.exceptions import ValidationError as SchemaViolation  # not Django's ValidationError
+
+
+@lru_cache(maxsize=1024)
+def _python_regex(pattern: str) -> re.Pattern:
+    """A JSON Schema `pattern` (ECMA-262) for Python's `re`: a bare `$` becomes `\\Z`. In ECMA-262
+    `$` matches only at the very end; in Python also before a final newline, so `^T[A-Z0-9]+$`
+    would accept "T123\\n". Escaped dollars and dollars inside a character class stay literal."""
+    converted, in_class, index = [], False, 0
+    while index < len(pattern):
+        char = pattern[index]
+        if char == "\\":
+            converted.append(pattern[index:index + 2])
+            index += 2
+            continue
+        if char == "[" and not in_class:
+            in_class = True
+        elif char == "]" and in_class:
+            in_class = False
+        converted.append(r"\Z" if char == "$" and not in_class else char)
+        index += 1
+    return re.compile("".join(converted))
+
+
+def _pattern(validator, pattern: str, instance, schema):
+    if validator.is_type(instance, "string") and not _python_regex(pattern).search(instance):
+        yield SchemaViolation(f"{instance!r} does not match {pattern!r}")
+
+
+# Draft 2020-12 with the `pattern` keyword as JSON Schema defines it (ECMA-262 end of input).
+SchemaValidator = validators.extend(Draft202012Validator, {"pattern": _pattern})
 
 
 @cache
 def _compiled(schema_path: str) -> Draft202012Validator:
     schema = import_string(schema_path)
-    Draft202012Validator.check_schema(schema)
-    return Draft202012Validator(schema, format_checker=FormatChecker())
+    SchemaValidator.check_schema(schema)
+    return SchemaValidator(schema, format_checker=FormatChecker())
 
 
 def schema_errors(validator: Draft202012Validator, value) -> list[str]:
@@ -35,7 +67,7 @@ def schema_errors(validator: Draft202012Validator, value) -> list[str]:
 
 def validate_against(schema: dict, value) -> None:
     """Validate `value` against an ad-hoc schema (e.g. a skill's own settings schema)."""
-    errors = schema_errors(Draft202012Validator(schema, format_checker=FormatChecker()), value)
+    errors = schema_errors(SchemaValidator(schema, format_checker=FormatChecker()), value)
     if errors:
         raise ValidationError(errors, code="json_schema")
 

@@ -12,6 +12,7 @@ from django.utils import timezone
 from django_otp.oath import totp
 
 from aegis import crypto
+from aegis.jsonschema import SchemaValidator, schema_errors, validate_against
 from apps.accounts.models import EncryptedTOTPDevice
 from apps.agents.models import Agent, AgentChannel, SkillInstallation
 from apps.skills.models import AgentRole, Skill
@@ -294,3 +295,27 @@ def test_key_rotation(tenant_a, in_tenant, agent, platform_admin):
         with in_tenant(tenant_a):
             assert AgentChannel.objects.get(pk=channel.pk).secrets == {"bot_token": "123:old-token"}
 
+
+
+@pytest.mark.parametrize(("pattern", "value", "matches"), [
+    ("^T[A-Z0-9]+$", "T0123", True),
+    ("^T[A-Z0-9]+$", "T0123\n", False),  # Python's bare `$` would accept it; JSON Schema's does not
+    ("^([01][0-9]|2[0-3]):[0-5][0-9]$", "09:30\n", False),
+    ("^[A-Z]{3}$", "USD", True),
+    (r"^\$[0-9]+$", "$5", True),  # an escaped dollar stays a literal dollar
+    ("^[$]+$", "$$", True),  # so does one inside a character class
+    ("^[$]+$", "$$\n", False),
+    ("[0-9]", "a1b", True),  # unanchored patterns still match anywhere, as JSON Schema says
+])
+def test_patterns_end_where_json_schema_says_they_end(pattern, value, matches):
+    """`pattern` is ECMA-262: `$` is the end of the string, not "before a final newline" as in Python."""
+    errors = schema_errors(SchemaValidator({"type": "string", "pattern": pattern}), value)
+    assert (errors == []) is matches, errors
+
+
+def test_a_skills_own_settings_schema_gets_the_same_pattern_rules():
+    with pytest.raises(ValidationError):
+        validate_against({"type": "object", "properties": {"currency": {"type": "string", "pattern": "^[A-Z]{3}$"}}},
+                         {"currency": "EUR\n"})
+    validate_against({"type": "object", "properties": {"currency": {"type": "string", "pattern": "^[A-Z]{3}$"}}},
+                     {"currency": "EUR"})

@@ -30,15 +30,14 @@ ASSISTED_USER = {
 # an allowed origin is compared with: `http` or `https`, `://`, a lowercase host name, IPv4 address
 # or bracketed IPv6 address, an optional port 1-65535, and nothing after it: no path, query, fragment,
 # user info or trailing slash (a trailing slash is refused, not normalised: the value stored is the
-# value compared). The `description` is also the message of a value that does not match. `(?!\n)`:
-# Python's `$` also matches before a final newline (ECMA-262's, as JSON Schema means it, does not).
+# value compared). The `description` is also the message of a value that does not match.
 BROWSER_ORIGIN = {
     "type": "string",
     "format": "uri",
     "pattern": (
         r"^https?://"
         r"(\[[0-9a-f:.]+\]|[a-z0-9]([a-z0-9-]*[a-z0-9])?(\.[a-z0-9]([a-z0-9-]*[a-z0-9])?)*)"
-        r"(:(6553[0-5]|655[0-2][0-9]|65[0-4][0-9]{2}|6[0-4][0-9]{3}|[1-5][0-9]{4}|[1-9][0-9]{0,3}))?$(?!\n)"
+        r"(:(6553[0-5]|655[0-2][0-9]|65[0-4][0-9]{2}|6[0-4][0-9]{3}|[1-5][0-9]{4}|[1-9][0-9]{0,3}))?$"
     ),
     "maxLength": 300,
     "description": "a browser origin, `scheme://host[:port]`: http or https, a lowercase host, an optional port, "
