@@ -29,6 +29,3 @@ vars().update(env.email_url("EMAIL_URL", default="smtp://localhost:25"))
 # Channel verification asks Slack / Telegram whether a token works (apps/agents/verifiers.py);
 # elsewhere the offline format check is the default.
 CHANNEL_VERIFIER = env("CHANNEL_VERIFIER", default="http")
-
-# Channel checks call Slack/Telegram for real in production (apps/agents/verifiers.py).
-CHANNEL_VERIFIER = env("CHANNEL_VERIFIER", default="http")
