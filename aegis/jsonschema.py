@@ -13,6 +13,7 @@ from django.utils.module_loading import import_string
 from jsonschema import Draft202012Validator, FormatChecker, validators
 from jsonschema.exceptions import SchemaError
 from jsonschema.exceptions import ValidationError as SchemaViolation  # not Django's ValidationError
+from jsonschema.protocols import Validator
 
 
 @lru_cache(maxsize=1024)
@@ -46,13 +47,13 @@ SchemaValidator = validators.extend(Draft202012Validator, {"pattern": _pattern})
 
 
 @cache
-def _compiled(schema_path: str) -> Draft202012Validator:
+def _compiled(schema_path: str) -> Validator:
     schema = import_string(schema_path)
     SchemaValidator.check_schema(schema)
     return SchemaValidator(schema, format_checker=FormatChecker())
 
 
-def schema_errors(validator: Draft202012Validator, value) -> list[str]:
+def schema_errors(validator: Validator, value) -> list[str]:
     """Every violation as '<json path>: <rule broken>', sorted by where it occurs."""
     messages = []
     for error in sorted(validator.iter_errors(value), key=lambda e: list(map(str, e.absolute_path))):
@@ -91,7 +92,7 @@ class JSONSchemaValidator:
 def validate_is_json_schema(value) -> None:
     """The value must itself be a valid JSON Schema describing an object (a skill's settings)."""
     try:
-        Draft202012Validator.check_schema(value)
+        SchemaValidator.check_schema(value)
     except SchemaError as exc:
         raise ValidationError(
             f"not a valid JSON Schema: {exc.message} (rule: JSON Schema 2020-12 metaschema, {exc.validator})",

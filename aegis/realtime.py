@@ -48,6 +48,7 @@ their schema themselves: django-tenants' schema does not follow the hop into the
 
 from __future__ import annotations
 
+import abc
 import asyncio
 import contextlib
 import json
@@ -347,15 +348,15 @@ def hub() -> StreamHub:
     return found
 
 
-class EventStreamConsumer(AsyncJsonWebsocketConsumer):
+class EventStreamConsumer(AsyncJsonWebsocketConsumer, abc.ABC):
     """One socket following one stream. Subclasses say which stream a token may follow."""
 
     # No channel-layer channel of its own: the process's StreamHub feeds its inbox.
     channel_layer_alias = None
 
+    @abc.abstractmethod
     def stream_for(self, token: AccessToken) -> str:
         """The stream this token follows here, or a Refusal (role checks from the claims)."""
-        raise NotImplementedError
 
     def closing_refusal(self, event_type: str) -> Refusal | None:
         """A Refusal when a live event of this type must end the socket."""

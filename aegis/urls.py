@@ -10,11 +10,13 @@ from apps.monitoring.views import healthz, readyz
 from .admin import admin_site
 
 
-@csrf_exempt  # any method reaches it; there is nothing to protect, only a 404 to give
-def api_not_found(request, *args, **kwargs):
-    """Any other path under /api/v1/: JSON 404, also with DEBUG on (handler404 is not used then:
-    Django answers with its HTML "Page not found" page, which the contract rules out on /api/)."""
-    return json_error_response(request, 404, ErrorCode.NOT_FOUND, "No such endpoint.")
+@csrf_exempt  # also the catch-all below, which any method reaches: nothing to protect, only a 404 to give
+def handler404(request, exception=None):
+    """JSON 404 on /api/, Django's page elsewhere. Also the last pattern of /api/v1/, as with DEBUG on
+    Django answers an unmatched path with its HTML "Page not found" page, not handler404."""
+    if is_api_request(request):
+        return json_error_response(request, 404, ErrorCode.NOT_FOUND, "No such endpoint.")
+    return defaults.page_not_found(request, exception)
 
 
 api_v1 = [
@@ -25,7 +27,7 @@ api_v1 = [
     path("", include("apps.tenants.workspace_urls")),
     path("", include("apps.agents.toolbox_urls")),
     path("platform/", include("aegis.platform_urls")),
-    re_path(r"", api_not_found),  # last: what no pattern above matched
+    re_path(r"", handler404),  # last: what no pattern above matched
 ]
 
 urlpatterns = [
@@ -37,12 +39,6 @@ urlpatterns = [
     path("healthz", healthz, name="healthz"),
     path("readyz", readyz, name="readyz"),
 ]
-
-
-def handler404(request, exception):
-    if is_api_request(request):
-        return json_error_response(request, 404, ErrorCode.NOT_FOUND, "No such endpoint.")
-    return defaults.page_not_found(request, exception)
 
 
 def handler500(request):

@@ -70,8 +70,9 @@ def platform() -> Rule:
     return Rule(roles=frozenset({Role.PLATFORM_ADMIN}))
 
 
-def rule_for(request, view) -> Rule | None:
-    action = getattr(view, "action", None) or request.method.lower()
+def rule_for(view, method: str) -> Rule | None:
+    """The view's rule for a request with this HTTP method (AccessPolicy, and the OpenAPI schema)."""
+    action = getattr(view, "action", None) or method.lower()
     if action == "head":
         action = "get"
     return getattr(view, "access", {}).get(action)
@@ -79,13 +80,14 @@ def rule_for(request, view) -> Rule | None:
 
 class AccessPolicy(BasePermission):
     def has_permission(self, request, view) -> bool:
-        method = request.method.lower()
-        if method not in view.http_method_names or not hasattr(view, method):
-            # No handler for this method (a viewset binds only its mapped ones): 405 for everyone,
-            # as the contract says, not the 403 of "no access rule" (the credential is checked first).
-            raise exceptions.MethodNotAllowed(request.method)
-        rule = rule_for(request, view)
+        rule = rule_for(view, request.method)
         if rule is None:
+            method = request.method.lower()
+            if method not in view.http_method_names or not hasattr(view, method):
+                # No handler for this method (a viewset binds only its mapped ones): 405 for everyone,
+                # as the contract says, not the 403 of "no access rule" (the credential is checked first).
+                # Only asked here: every method that has a rule has a handler.
+                raise exceptions.MethodNotAllowed(request.method)
             return False
         if rule.anonymous:
             return True

@@ -32,7 +32,7 @@ from rest_framework import serializers
 from rest_framework.pagination import CursorPagination
 
 from aegis.api.exceptions import ErrorCode
-from aegis.api.permissions import AccessPolicy, Rule
+from aegis.api.permissions import AccessPolicy, Rule, rule_for
 from aegis.api.views import TenantScopedViewSet
 from apps.accounts.models import Role
 
@@ -146,8 +146,10 @@ class ErrorResponseSerializer(serializers.Serializer):
         ref_name = "ErrorResponse"
 
 
-def _codes_text(codes) -> str:
-    return ", ".join(f"`{code}`" for code in codes)
+def _status_text(status: int, codes) -> str:
+    """An error response's description: what the status means, then the codes it gives, if named."""
+    text = STATUS_DESCRIPTIONS[status]
+    return f"{text}: {', '.join(f'`{code}`' for code in codes)}" if codes else text
 
 
 def error_response(status: int, *codes: str, description: str | None = None) -> OpenApiResponse:
@@ -157,10 +159,7 @@ def error_response(status: int, *codes: str, description: str | None = None) -> 
     unknown = [code for code in codes if code not in ERROR_CODES]
     if unknown:
         raise ValueError(f"unknown error codes {unknown}; add them to ErrorCode and aegis.api.schema.ERROR_CODES")
-    text = description or STATUS_DESCRIPTIONS[status]
-    if codes and description is None:
-        text = f"{text}: {_codes_text(codes)}"
-    return OpenApiResponse(response=ErrorResponseSerializer, description=text)
+    return OpenApiResponse(response=ErrorResponseSerializer, description=description or _status_text(status, codes))
 
 
 def errors(*statuses: int) -> dict[int, OpenApiResponse]:
@@ -178,10 +177,7 @@ def access_rule(auto_schema) -> tuple[bool, Rule | None]:
     """(whether the view uses AccessPolicy, the rule for this operation) for a view being documented."""
     view = auto_schema.view
     uses_policy = any(isinstance(permission, AccessPolicy) for permission in view.get_permissions())
-    action = getattr(view, "action", None) or auto_schema.method.lower()
-    if action == "head":
-        action = "get"
-    return uses_policy, getattr(view, "access", {}).get(action)
+    return uses_policy, rule_for(view, auto_schema.method)
 
 
 class AccessTokenScheme(OpenApiAuthenticationExtension):
@@ -389,7 +385,4 @@ class AegisAutoSchema(AutoSchema):
 
     def _error_response_object(self, status: int, codes: list[str]) -> dict:
         component = self.resolve_serializer(ErrorResponseSerializer, "response")
-        description = STATUS_DESCRIPTIONS[status]
-        if codes:
-            description = f"{description}: {_codes_text(codes)}"
-        return {"description": description, "content": {"application/json": {"schema": component.ref}}}
+        return {"description": _status_text(status, codes), "content": {"application/json": {"schema": component.ref}}}

@@ -1,5 +1,6 @@
 """Rate limits (DRF throttles on the Redis cache). Refusals are 429 RATE_LIMITED with Retry-After."""
 
+import abc
 import hashlib
 
 from rest_framework.throttling import SimpleRateThrottle
@@ -36,16 +37,38 @@ class LoginIPThrottle(SimpleRateThrottle):
         return self.cache_format % {"scope": self.scope, "ident": self.get_ident(request)}
 
 
-class LoginAccountThrottle(SimpleRateThrottle):
-    """Credential-guessing endpoints, per targeted account (whatever IPs the attempts come from)."""
+def body_value(request, field: str) -> str | None:
+    """A non-blank string field of the body, stripped and lower-cased: an account to throttle on."""
+    value = request.data.get(field) if hasattr(request.data, "get") else None
+    return value.strip().lower() if isinstance(value, str) and value.strip() else None
+
+
+class AccountThrottle(SimpleRateThrottle, abc.ABC):
+    """Credential-guessing endpoints, per targeted account (whatever IPs the attempts come from).
+
+    Every subclass shares the `login_account` rate and keeps its own `bucket` per account, named by
+    `ident(request)` (None: not throttled here). LoginIPThrottle adds the per-IP limit.
+    """
 
     scope = "login_account"
-    identity_field = "email"
+    bucket = ""
+
+    @abc.abstractmethod
+    def ident(self, request) -> str | None:
+        """Who this request targets (None: not throttled here)."""
 
     def get_cache_key(self, request, view):
-        identity = request.data.get(self.identity_field) if hasattr(request.data, "get") else None
-        if not isinstance(identity, str) or not identity.strip():
+        ident = self.ident(request)
+        if ident is None:
             return None
-        # Hashed: a body value is no safe cache key as it is (any length, any characters).
-        digest = hashlib.sha256(identity.strip().lower().encode()).hexdigest()
-        return self.cache_format % {"scope": self.scope, "ident": digest}
+        digest = hashlib.sha256(ident.encode()).hexdigest()  # body values are not safe cache keys as they are
+        return self.cache_format % {"scope": self.scope, "ident": f"{self.bucket}:{digest}"}
+
+
+class LoginAccountThrottle(AccountThrottle):
+    """login, per e-mail address."""
+
+    bucket = "login"
+
+    def ident(self, request):
+        return body_value(request, "email")

@@ -7,14 +7,12 @@ any Authorization header, so a stale access token in the client cannot make them
 
 from __future__ import annotations
 
-import hashlib
 import uuid
 
 from drf_spectacular.utils import OpenApiExample, OpenApiResponse, PolymorphicProxySerializer, extend_schema
 from rest_framework import serializers, status
 from rest_framework.authentication import get_authorization_header
 from rest_framework.response import Response
-from rest_framework.throttling import SimpleRateThrottle
 from rest_framework.views import APIView
 from rest_framework_simplejwt.exceptions import TokenError
 from rest_framework_simplejwt.tokens import AccessToken
@@ -22,7 +20,13 @@ from rest_framework_simplejwt.tokens import AccessToken
 from aegis.api.exceptions import ErrorCode
 from aegis.api.permissions import anyone, signed_in
 from aegis.api.schema import error_response
-from aegis.api.throttling import LoginAccountThrottle, LoginIPThrottle, PrincipalRateThrottle
+from aegis.api.throttling import (
+    AccountThrottle,
+    LoginAccountThrottle,
+    LoginIPThrottle,
+    PrincipalRateThrottle,
+    body_value,
+)
 from apps.accounts import sessions
 from apps.accounts.api.auth_serializers import (
     LoginSerializer,
@@ -43,31 +47,11 @@ from apps.accounts.api.auth_serializers import (
 )
 
 # --- Throttles ----------------------------------------------------------------------------------
-# All share the `login_account` rate; each endpoint keeps its own bucket per account, and
-# LoginIPThrottle's per-IP bucket is shared by every credential-guessing endpoint.
+# Per account (aegis.api.throttling.AccountThrottle: one `login_account` rate, a bucket per endpoint),
+# and LoginIPThrottle's per-IP bucket shared by every credential-guessing endpoint.
 
 
-def _body_value(request, field: str) -> str | None:
-    value = request.data.get(field) if hasattr(request.data, "get") else None
-    return value.strip().lower() if isinstance(value, str) and value.strip() else None
-
-
-class _AccountBucketThrottle(SimpleRateThrottle):
-    scope = LoginAccountThrottle.scope
-    bucket = ""
-
-    def ident(self, request) -> str | None:
-        raise NotImplementedError
-
-    def get_cache_key(self, request, view):
-        ident = self.ident(request)
-        if ident is None:
-            return None
-        digest = hashlib.sha256(ident.encode()).hexdigest()  # body values are not safe cache keys as they are
-        return self.cache_format % {"scope": self.scope, "ident": f"{self.bucket}:{digest}"}
-
-
-class MfaAccountThrottle(_AccountBucketThrottle):
+class MfaAccountThrottle(AccountThrottle):
     """mfa/verify, per account: the one a genuine, fresh mfaToken names."""
 
     bucket = "mfa"
@@ -77,25 +61,25 @@ class MfaAccountThrottle(_AccountBucketThrottle):
         return sessions.mfa_token_user_id(value) if isinstance(value, str) and len(value) <= 1000 else None
 
 
-class PasswordForgotThrottle(_AccountBucketThrottle):
+class PasswordForgotThrottle(AccountThrottle):
     """password/forgot, per e-mail address (no mail-bombing one inbox)."""
 
     bucket = "forgot"
 
     def ident(self, request):
-        return _body_value(request, "email")
+        return body_value(request, "email")
 
 
-class PasswordResetThrottle(_AccountBucketThrottle):
+class PasswordResetThrottle(AccountThrottle):
     """password/reset, per account (the link's uid)."""
 
     bucket = "reset"
 
     def ident(self, request):
-        return _body_value(request, "uid")
+        return body_value(request, "uid")
 
 
-class ReauthThrottle(_AccountBucketThrottle):
+class ReauthThrottle(AccountThrottle):
     """In-session re-checks of a password or code, per signed-in person."""
 
     bucket = "reauth"
