@@ -77,6 +77,24 @@ def test_provision_tenant_wait_gives_up_with_a_hint(runtime):
 
 
 @pytest.mark.django_db
+def test_provision_tenant_broker_down_says_so_and_the_tenant_can_be_resumed_inline(runtime):
+    from kombu.exceptions import OperationalError
+
+    refused = OperationalError("Error 111 connecting to localhost:6379. Connection refused.")
+    with mock.patch.object(tasks.provision_tenant, "delay", side_effect=refused), \
+            pytest.raises(CommandError, match=r"umbrella is provisioning, but its task could not be queued "
+                                              r"\(is Redis running\? .*provision_tenant umbrella --inline"):
+        run("provision_tenant", "--company-name", "Umbrella", "--admin-email", "it@umbrella.example")
+    assert Tenant.objects.get(slug="umbrella").status == "provisioning"
+    assert run_json("provision_tenant", "umbrella", "--inline")["status"] == "active"
+
+    running(make_tenant(Tenant.Status.ACTIVE, slug="queued"))
+    with mock.patch.object(tasks.sync_tenant_runtime, "delay", side_effect=refused), \
+            pytest.raises(CommandError, match=r"cannot queue the start of queued \(is Redis running\?"):
+        run("runtime", "start", "queued", "--queue")
+
+
+@pytest.mark.django_db
 @pytest.mark.parametrize(("args", "message"), [
     ((), "give the slug of a tenant to resume"),
     (("no-such-tenant",), "no tenant with slug 'no-such-tenant'"),
@@ -156,6 +174,15 @@ def test_runtime_failures_and_refusals_are_command_errors(tenant_a, runtime):
         run("runtime", "restart", "nobody")
     with pytest.raises(CommandError, match="invalid choice: 'explode'"):
         run("runtime", "explode", tenant_a.slug)
+
+
+@pytest.mark.django_db
+def test_runtime_takes_the_slug_after_the_options_too(tenant_a, runtime):
+    """`runtime stop --json acme`: plain argparse left the slug empty and rejected "acme"."""
+    assert json.loads(run("runtime", "start", "--json", tenant_a.slug))["state"] == "running"
+    assert json.loads(run("runtime", "stop", "--json", tenant_a.slug))["state"] == "stopped"
+    with pytest.raises(CommandError, match="unrecognized arguments: extra"):
+        run("runtime", "status", tenant_a.slug, "extra")
 
 
 def with_runtime(tenant: Tenant, state: str, port: int) -> Tenant:
@@ -336,6 +363,20 @@ def test_rerender_configs_fails_loudly_on_an_invalid_config(tenant_a, runtime):
 
 
 @pytest.mark.django_db
+def test_rerender_configs_an_unexpected_error_fails_that_tenant_only(tenant_a, tenant_b, runtime):
+    """Not only RuntimeFailure: any error (a render bug, a lost connection) is reported for its
+    tenant, the other tenants still get their config, and the command exits non-zero at the end."""
+    first, second = sorted([tenant_a.slug, tenant_b.slug])
+    runtime.fake.failures["apply_runtime_config"] = [KeyError("channels")]
+    out = StringIO()
+    with pytest.raises(CommandError, match=f"config not applied for: {first}$"):
+        call_command("rerender_configs", "--tenant", first, "--tenant", second, stdout=out, stderr=StringIO())
+    assert out.getvalue().splitlines()[:2] == [f"[1/2] {first}: failed: KeyError: 'channels'",
+                                               f"[2/2] {second}: reloaded"]
+    assert runtime.calls() == [("apply_runtime_config", first), ("apply_runtime_config", second)]
+
+
+@pytest.mark.django_db
 def test_rerender_configs_bad_input(tenant_a):
     with pytest.raises(CommandError, match="no tenant with slug 'nobody'"):
         run("rerender_configs", "--tenant", "nobody")
@@ -384,3 +425,59 @@ def test_purge_decommissioned_reports_each_failure_and_exits_non_zero(runtime):
 def test_purge_decommissioned_rejects_unknown_options():
     with pytest.raises(CommandError, match="unrecognized arguments: --all-now"):
         run("purge_decommissioned", "--all-now")
+
+
+# --- rotate_encryption_key -----------------------------------------------------------------------------------
+
+
+@pytest.mark.django_db
+def test_rotate_encryption_key_names_an_undecryptable_table_and_leaves_it_unchanged(settings):
+    from cryptography.fernet import Fernet
+    from django.db import connection
+
+    from apps.accounts.models import EncryptedTOTPDevice, User
+
+    old_key, new_key = Fernet.generate_key().decode(), Fernet.generate_key().decode()
+    settings.FIELD_ENCRYPTION_KEYS = [old_key]
+    admin = User.objects.create_user("ops@aegis.example", "x" * 20, role="platform_admin")
+    device = EncryptedTOTPDevice.objects.create(user=admin, name="phone", confirmed=True)
+
+    def stored() -> str:  # the token as stored, not decrypted
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT key FROM accounts_encryptedtotpdevice WHERE id = %s", [device.pk])
+            return cursor.fetchone()[0]
+
+    before = stored()
+    settings.FIELD_ENCRYPTION_KEYS = [new_key]  # the old key dropped before rotating: a mistake
+    with pytest.raises(CommandError, match=r"public: accounts\.EncryptedTOTPDevice: a stored value cannot be "
+                                           r"decrypted.*run the command again"):
+        call_command("rotate_encryption_key", verbosity=0)
+    assert stored() == before
+
+    settings.FIELD_ENCRYPTION_KEYS = ["not-a-fernet-key"]
+    with pytest.raises(CommandError, match="FIELD_ENCRYPTION_KEYS is not usable, nothing was re-encrypted"):
+        call_command("rotate_encryption_key", verbosity=0)
+
+
+# --- create_platform_admin -----------------------------------------------------------------------------------
+
+
+@pytest.mark.django_db
+def test_create_platform_admin_writes_the_user_and_its_audit_row_or_neither(monkeypatch):
+    from django.db import IntegrityError
+
+    from apps.accounts import services as account_services
+    from apps.accounts.models import User
+
+    monkeypatch.setenv("OPS_ADMIN_PASSWORD", "Correct-Horse-Battery-9")
+    args = ("create_platform_admin", "--email", "ops@aegis.example", "--password-env", "OPS_ADMIN_PASSWORD")
+    with mock.patch("apps.accounts.services.record", side_effect=RuntimeError("audit table locked")), \
+            pytest.raises(RuntimeError):
+        run(*args)
+    assert not User.objects.filter(email="ops@aegis.example").exists()  # no admin without its audit row
+
+    # Created by a concurrent run between the existence check and the insert: a clear error.
+    with mock.patch.object(account_services, "create_platform_admin",
+                           side_effect=IntegrityError("duplicate key value violates unique constraint")), \
+            pytest.raises(CommandError, match=r"a user with e-mail ops@aegis\.example already exists"):
+        run(*args)

@@ -7,6 +7,7 @@ from django.core.exceptions import ValidationError
 from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandError
 from django.core.validators import validate_email
+from django.db import IntegrityError, transaction
 
 from apps.accounts import services
 from apps.accounts.models import User
@@ -42,9 +43,12 @@ class Command(BaseCommand):
             raise CommandError("password rejected: " + " ".join(exc.messages)) from exc
 
         try:
-            user = services.create_platform_admin(email=email, password=password, name=name)
+            with transaction.atomic():  # the user and its audit row, or neither
+                user = services.create_platform_admin(email=email, password=password, name=name)
         except ValidationError as exc:
             raise CommandError("; ".join(exc.messages)) from exc
+        except IntegrityError as exc:  # created by a concurrent run since the check above
+            raise CommandError(f"a user with e-mail {email} already exists; nothing was changed") from exc
         self.stdout.write(self.style.SUCCESS(f"platform admin {user.email} created"))
         if with_totp:
             call_command("enroll_totp", email=user.email, stdout=self.stdout, stderr=self.stderr)

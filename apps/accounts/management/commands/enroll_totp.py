@@ -29,6 +29,8 @@ class Command(BaseCommand):
             raise CommandError(f"{user.email} is deactivated")
 
         with transaction.atomic():
+            # Lock the admin: two concurrent runs without --replace must not both add a device.
+            User.objects.select_for_update().filter(pk=user.pk).first()
             existing = EncryptedTOTPDevice.objects.filter(user=user)
             if existing.exists() and not replace:
                 raise CommandError(f"{user.email} already has a TOTP device; use --replace to swap it for a new one")

@@ -7,6 +7,7 @@ import time
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError
+from kombu.exceptions import OperationalError as BrokerError
 
 from aegis.domain import DomainError
 from apps.tenants import services
@@ -73,7 +74,10 @@ class Command(BaseCommand):
         if inline:
             provision_tenant.apply(args=(str(tenant.pk),))
         else:
-            provision_tenant.delay(str(tenant.pk))
+            try:
+                provision_tenant.delay(str(tenant.pk))
+            except BrokerError as exc:
+                raise _not_queued(tenant, exc) from exc
         return True
 
     def _resume(self, tenant: Tenant, *, inline: bool) -> bool:
@@ -82,7 +86,11 @@ class Command(BaseCommand):
         if tenant.status == Tenant.Status.FAILED:
             # retry_provisioning queues the task after its commit; inline, run it here as well
             # (idempotent and locked per tenant, so a worker picking up the queued one too is harmless).
-            services.retry_provisioning(tenant)
+            try:
+                services.retry_provisioning(tenant)
+            except BrokerError as exc:  # raised by the queuing after the commit: the tenant is provisioning now
+                if not inline:
+                    raise _not_queued(tenant, exc) from exc
             if inline:
                 provision_tenant.apply(args=(str(tenant.pk),))
             return True
@@ -101,6 +109,12 @@ class Command(BaseCommand):
                 raise CommandError(f"{tenant.slug} is still provisioning after {timeout:.0f} s: is a Celery worker "
                                    "running? (celery -A aegis worker; or rerun with --inline)")
             time.sleep(1)
+
+
+def _not_queued(tenant: Tenant, exc: Exception) -> CommandError:
+    return CommandError(f"{tenant.slug} is provisioning, but its task could not be queued (is Redis running? {exc}). "
+                        f"Provision it in this process with `manage.py provision_tenant {tenant.slug} --inline`, or "
+                        "rerun without --inline once the broker is back")
 
 
 def _message(exc: Exception) -> str:

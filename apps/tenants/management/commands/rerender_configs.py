@@ -56,6 +56,8 @@ class Command(BaseCommand):
                     outcome = tasks.runtime_api().apply_runtime_config(item)
             except RuntimeFailure as exc:
                 outcome, errors = "failed", [str(exc)]
+            except Exception as exc:  # report every tenant, then fail at the end (as runtime --all does)
+                outcome, errors = "failed", [f"{type(exc).__name__}: {exc}"]
             progress.step(item.slug, outcome + (f": {errors[0]}" if errors else ""),
                           self.style.ERROR if outcome in FAILED else None)
             results.append({"slug": item.slug, "outcome": outcome, "errors": errors})

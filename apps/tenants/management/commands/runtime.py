@@ -8,6 +8,7 @@ from dataclasses import asdict
 
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
+from kombu.exceptions import OperationalError as BrokerError
 
 from apps.tenants import tasks
 from apps.tenants.management.ops import Progress, get_tenant, write_json
@@ -25,6 +26,13 @@ class Command(BaseCommand):
             "health checks and raises runtime.unhealthy. `start --all` starts the runtime of every active "
             "tenant (--queue: queue it for the Celery worker and return at once); `stop --all` stops every "
             "runtime that is not stopped already (`make run` does both: its gateways stop with Ctrl-C).")
+
+    def create_parser(self, prog_name, subcommand, **kwargs):
+        parser = super().create_parser(prog_name, subcommand, **kwargs)
+        # `runtime stop --json acme`: plain argparse binds the optional slug before the flag, leaves it
+        # empty and rejects "acme" as an unrecognized argument; intermixed parsing takes it as the slug.
+        parser.parse_args = parser.parse_intermixed_args
+        return parser
 
     def add_arguments(self, parser):
         parser.add_argument("action", choices=["start", "stop", "restart", "status", "logs"])
@@ -54,7 +62,11 @@ class Command(BaseCommand):
             return self._logs(tenant, tail)
         if queue:
             self._require_active(tenant, "start")
-            tasks.sync_tenant_runtime.delay(str(tenant.pk))
+            try:
+                tasks.sync_tenant_runtime.delay(str(tenant.pk))
+            except BrokerError as exc:
+                raise CommandError(f"cannot queue the start of {tenant.slug} (is Redis running? {exc}); "
+                                   f"`runtime start {tenant.slug}` without --queue starts it in this process") from exc
             return self._report(tenant, "queued", json=json)
         with tasks.tenant_lock(tenant.pk) as acquired:
             if not acquired:
